@@ -1,0 +1,33 @@
+//! # nowdb-catalog
+//!
+//! Owns what tables are and how their rows are read and written:
+//! - the persisted catalog of table definitions ([`Catalog`], [`TableDef`]);
+//! - row writes with Postgres constraint semantics (NOT NULL, primary key uniqueness,
+//!   `ON CONFLICT`), turned into atomic storage [`nowdb_storage::WriteSet`]s ([`write`]);
+//! - DataFusion `SchemaProvider` / `TableProvider`s with projection and filter pushdown:
+//!   primary-key point reads and per-batch min/max pruning ([`provider`]);
+//! - the pg_catalog / information_schema emulation clients introspect ([`pg`]).
+//!
+//! It must not speak the wire protocol, parse client SQL text, or touch RocksDB except through
+//! the storage crate's `Store` trait.
+
+pub mod catalog;
+pub mod error;
+pub mod pg;
+pub mod provider;
+pub mod table;
+pub mod types;
+pub mod write;
+
+pub use catalog::{Catalog, Table};
+pub use error::{CatalogError, CatalogErrorKind};
+pub use table::{ColumnDef, TableDef, TableKind};
+pub use types::SqlType;
+
+/// Result type of this crate.
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// Name of the one database (DataFusion catalog) nowdb serves.
+pub const DATABASE: &str = "nowdb";
+/// Name of the schema user tables live in.
+pub const SCHEMA: &str = "public";

@@ -1,0 +1,123 @@
+//! Table definitions as persisted in the catalog.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use crate::types::SqlType;
+use crate::{CatalogError, Result};
+
+/// One column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    /// Column name (already case-folded).
+    pub name: String,
+    /// Declared type.
+    pub ty: SqlType,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+}
+
+/// How a table stores its rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TableKind {
+    /// Append-only event stream: batches in arrival order.
+    Event,
+    /// Keyed table: one row per primary key (column indexes, in key order).
+    Keyed {
+        /// Indexes of the primary key columns.
+        primary_key: Vec<usize>,
+    },
+}
+
+/// A table as stored in the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableDef {
+    /// Stable id: the prefix of every storage key of this table.
+    pub id: u32,
+    /// Table name (already case-folded).
+    pub name: String,
+    /// Columns in order.
+    pub columns: Vec<ColumnDef>,
+    /// Storage kind.
+    pub kind: TableKind,
+}
+
+impl TableDef {
+    /// Builds and validates a definition.
+    pub fn new(id: u32, name: String, columns: Vec<ColumnDef>, primary_key: Vec<String>) -> Result<Self> {
+        if columns.is_empty() {
+            return Err(CatalogError::InvalidDefinition(
+                "a table needs at least one column".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for c in &columns {
+            if !seen.insert(c.name.as_str()) {
+                return Err(CatalogError::InvalidDefinition(format!(
+                    "column \"{}\" specified more than once",
+                    c.name
+                )));
+            }
+        }
+        let mut columns = columns;
+        let kind = if primary_key.is_empty() {
+            TableKind::Event
+        } else {
+            let mut idx = Vec::with_capacity(primary_key.len());
+            for k in &primary_key {
+                let i = columns.iter().position(|c| &c.name == k).ok_or_else(|| {
+                    CatalogError::InvalidDefinition(format!(
+                        "column \"{k}\" named in key does not exist"
+                    ))
+                })?;
+                if idx.contains(&i) {
+                    return Err(CatalogError::InvalidDefinition(format!(
+                        "column \"{k}\" appears twice in primary key constraint"
+                    )));
+                }
+                if !columns[i].ty.can_be_key() {
+                    return Err(CatalogError::Unsupported(format!(
+                        "type {} cannot be part of a primary key",
+                        columns[i].ty.pg_name()
+                    )));
+                }
+                // Like Postgres, a primary key implies NOT NULL.
+                columns[i].nullable = false;
+                idx.push(i);
+            }
+            TableKind::Keyed { primary_key: idx }
+        };
+        Ok(TableDef { id, name, columns, kind })
+    }
+
+    /// The Arrow schema of the table's rows.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.ty.arrow_type(), c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// Primary key column indexes (empty for event tables).
+    pub fn primary_key(&self) -> &[usize] {
+        match &self.kind {
+            TableKind::Event => &[],
+            TableKind::Keyed { primary_key } => primary_key,
+        }
+    }
+
+    /// Index of a column by name.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// Name of the primary key constraint, Postgres style.
+    pub fn pkey_name(&self) -> String {
+        format!("{}_pkey", self.name)
+    }
+}

@@ -1,0 +1,27 @@
+//! # nowdb-server
+//!
+//! The `nowdb` binary's library: configuration, the Postgres wire protocol (pgwire handlers),
+//! sessions with `SET`/`SHOW`, statement dispatch (DDL, DML, COPY, queries), and the single
+//! place where errors become SQLSTATEs ([`error`]).
+//!
+//! It owns no storage format and no table semantics: those live in the catalog and storage
+//! crates, which it drives.
+
+pub mod config;
+pub mod copy;
+pub mod ddl;
+pub mod dml;
+pub mod encode;
+pub mod engine;
+pub mod error;
+pub mod server;
+pub mod session;
+pub mod settings;
+pub mod statement;
+pub mod wire;
+
+pub use config::Config;
+pub use engine::Engine;
+
+/// The PostgreSQL version nowdb reports (`server_version`).
+pub const SERVER_VERSION: &str = nowdb_catalog::pg::PG_VERSION;

@@ -1,0 +1,354 @@
+//! Statement dispatch: [`prepare`] plans a parsed statement (and infers its parameter types),
+//! [`execute`] runs it with bound parameters. The simple protocol is prepare + execute with no
+//! parameters, so both protocols share one path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::{LogicalPlan, WriteOp};
+use datafusion::sql::sqlparser::ast::{
+    CopySource, CopyTarget, Expr as SqlExpr, OnConflict, Reset, Set, Statement,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use pgwire::api::results::Tag;
+use pgwire::api::Type;
+use tracing::debug;
+
+use crate::copy::{self, CopyIn};
+use crate::ddl::{self, ident_name};
+use crate::dml;
+use crate::error::{NowError, NowResult};
+use crate::session::{CopyState, Session};
+
+/// What a statement needs at execution time.
+#[derive(Debug, Clone)]
+pub enum PlanKind {
+    /// A query DataFusion runs (SELECT, VALUES, EXPLAIN, ...).
+    Query(LogicalPlan),
+    /// INSERT, with its ON CONFLICT clause.
+    Insert(LogicalPlan, Option<OnConflict>),
+    /// UPDATE.
+    Update(LogicalPlan),
+    /// DELETE.
+    Delete(LogicalPlan),
+    /// Everything nowdb runs itself (DDL, SET/SHOW, COPY, transactions).
+    Utility,
+}
+
+/// A statement ready to execute any number of times.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The statement as parsed.
+    pub stmt: Statement,
+    /// How it executes.
+    pub kind: PlanKind,
+    /// Parameter types DataFusion inferred (`$1` first); `None` where it could not.
+    pub param_types: Vec<Option<DataType>>,
+    /// Parameter types reported to the client (its own declarations win).
+    pub param_wire_types: Vec<Type>,
+    /// The row type, for statements that return rows.
+    pub result: Option<SchemaRef>,
+}
+
+/// The result of executing a statement.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Rows.
+    Rows(SchemaRef, Vec<RecordBatch>),
+    /// A command with its completion tag.
+    Command(Tag),
+    /// BEGIN.
+    TxStart(Tag),
+    /// COMMIT / ROLLBACK.
+    TxEnd(Tag),
+    /// SET of a parameter: report it if Postgres would (ParameterStatus).
+    Set(&'static str, String),
+    /// COPY FROM STDIN started, expecting this many columns.
+    CopyIn(usize),
+    /// COPY TO STDOUT: rows to encode in the given format.
+    CopyOut(SchemaRef, Vec<RecordBatch>, copy::format::CopyFormat),
+}
+
+/// Plans `stmt`. `client_types` are the parameter types from the Parse message.
+pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<Type>]) -> NowResult<Prepared> {
+    let ctx = session.engine().ctx();
+    let (kind, result) = match &stmt {
+        Statement::Query(_) | Statement::Explain { .. } => {
+            let plan = dml::plan_statement(ctx, stmt.clone()).await?;
+            if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)) {
+                return Err(NowError::Unsupported(format!("statement not supported: {stmt}")));
+            }
+            let schema = Arc::new(plan.schema().as_arrow().clone());
+            (PlanKind::Query(plan), Some(schema))
+        }
+        Statement::Insert(insert) => {
+            let (plan, on_conflict) = dml::plan_insert(ctx, insert).await?;
+            (PlanKind::Insert(plan, on_conflict), None)
+        }
+        Statement::Update(_) | Statement::Delete(_) => {
+            let plan = dml::plan_statement(ctx, stmt.clone()).await?;
+            match dml::dml_op(&plan) {
+                Some(WriteOp::Update) => (PlanKind::Update(plan), None),
+                Some(WriteOp::Delete) => (PlanKind::Delete(plan), None),
+                _ => return Err(NowError::Unsupported(format!("statement not supported: {stmt}"))),
+            }
+        }
+        Statement::ShowVariable { variable } => {
+            let name = show_name(variable);
+            let schema = if name == "all" {
+                text_schema(&["name", "setting", "description"])
+            } else {
+                text_schema(&[name.as_str()])
+            };
+            (PlanKind::Utility, Some(schema))
+        }
+        Statement::ShowTables { .. } => (PlanKind::Utility, Some(text_schema(&["table_name", "table_type"]))),
+        _ => (PlanKind::Utility, None),
+    };
+    let param_types = match &kind {
+        PlanKind::Query(p) | PlanKind::Insert(p, _) | PlanKind::Update(p) | PlanKind::Delete(p) => ordered_params(p)?,
+        PlanKind::Utility => Vec::new(),
+    };
+    let n = param_types.len().max(client_types.len());
+    let param_wire_types = (0..n)
+        .map(|i| match (client_types.get(i).cloned().flatten(), param_types.get(i).cloned().flatten()) {
+            (Some(t), _) if t != Type::UNKNOWN => t,
+            (_, Some(dt)) => arrow_pg::datatypes::into_pg_type(&dt).unwrap_or(Type::TEXT),
+            _ => Type::TEXT,
+        })
+        .collect();
+    let mut param_types = param_types;
+    param_types.resize(n, None);
+    Ok(Prepared { stmt, kind, param_types, param_wire_types, result })
+}
+
+fn ordered_params(plan: &LogicalPlan) -> NowResult<Vec<Option<DataType>>> {
+    let types = plan.get_parameter_types()?;
+    let mut out: Vec<Option<DataType>> = Vec::new();
+    for (id, ty) in types {
+        let idx: usize = id
+            .trim_start_matches('$')
+            .parse()
+            .map_err(|_| NowError::Syntax(format!("invalid parameter {id}")))?;
+        if idx == 0 || idx > 65535 {
+            return Err(NowError::Syntax(format!("invalid parameter {id}")));
+        }
+        if out.len() < idx {
+            out.resize(idx, None);
+        }
+        out[idx - 1] = ty;
+    }
+    Ok(out)
+}
+
+fn text_schema(names: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, true)).collect::<Vec<_>>()))
+}
+
+fn show_name(variable: &[datafusion::sql::sqlparser::ast::Ident]) -> String {
+    let parts: Vec<String> = variable.iter().map(|i| i.value.to_ascii_lowercase()).collect();
+    match parts.join(" ").as_str() {
+        "transaction isolation level" => "transaction_isolation".into(),
+        "time zone" => "timezone".into(),
+        other => other.replace(' ', "_"),
+    }
+}
+
+/// Executes a prepared statement, honouring `statement_timeout`.
+pub async fn execute(session: &Session, prepared: &Prepared, params: &ParamValues) -> NowResult<Outcome> {
+    let timeout = session.settings()?.statement_timeout();
+    match timeout {
+        Some(limit) => run_with_timeout(session, prepared, params, limit).await,
+        None => run(session, prepared, params).await,
+    }
+}
+
+async fn run_with_timeout(session: &Session, prepared: &Prepared, params: &ParamValues, limit: Duration) -> NowResult<Outcome> {
+    match tokio::time::timeout(limit, run(session, prepared, params)).await {
+        Ok(r) => r,
+        Err(_) => Err(NowError::coded("57014", "canceling statement due to statement timeout")),
+    }
+}
+
+fn bind(plan: &LogicalPlan, params: &ParamValues) -> NowResult<LogicalPlan> {
+    let empty = match params {
+        ParamValues::List(l) => l.is_empty(),
+        ParamValues::Map(m) => m.is_empty(),
+    };
+    if empty {
+        Ok(plan.clone())
+    } else {
+        Ok(plan.clone().replace_params_with_values(params)?)
+    }
+}
+
+async fn run(session: &Session, prepared: &Prepared, params: &ParamValues) -> NowResult<Outcome> {
+    let engine = session.engine();
+    match &prepared.kind {
+        PlanKind::Query(plan) => {
+            let df = engine.ctx().execute_logical_plan(bind(plan, params)?).await?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            Ok(Outcome::Rows(schema, df.collect().await?))
+        }
+        PlanKind::Insert(plan, on_conflict) => {
+            let n = dml::insert(engine, &bind(plan, params)?, on_conflict.as_ref(), params).await?;
+            Ok(Outcome::Command(Tag::new("INSERT").with_oid(0).with_rows(n as usize)))
+        }
+        PlanKind::Update(plan) => {
+            let n = dml::update(engine, &bind(plan, params)?).await?;
+            Ok(Outcome::Command(Tag::new("UPDATE").with_rows(n as usize)))
+        }
+        PlanKind::Delete(plan) => {
+            let n = dml::delete(engine, &bind(plan, params)?).await?;
+            Ok(Outcome::Command(Tag::new("DELETE").with_rows(n as usize)))
+        }
+        PlanKind::Utility => utility(session, prepared).await,
+    }
+}
+
+async fn utility(session: &Session, prepared: &Prepared) -> NowResult<Outcome> {
+    let engine = session.engine();
+    let stmt = &prepared.stmt;
+    debug!(%stmt, "utility statement");
+    match stmt {
+        Statement::CreateTable(ct) => {
+            ddl::create_table(engine.catalog(), ct)?;
+            Ok(Outcome::Command(Tag::new("CREATE TABLE")))
+        }
+        Statement::Drop { object_type, if_exists, names, .. } => {
+            ddl::drop(engine.catalog(), object_type, *if_exists, names)?;
+            Ok(Outcome::Command(Tag::new("DROP TABLE")))
+        }
+        Statement::StartTransaction { .. } => Ok(Outcome::TxStart(Tag::new("BEGIN"))),
+        Statement::Commit { .. } => Ok(Outcome::TxEnd(Tag::new("COMMIT"))),
+        Statement::Rollback { .. } => Ok(Outcome::TxEnd(Tag::new("ROLLBACK"))),
+        Statement::Set(set) => set_statement(session, set),
+        Statement::Reset(r) => {
+            let mut settings = session.settings()?;
+            match &r.reset {
+                Reset::ALL => settings.reset_all(),
+                Reset::ConfigurationParameter(name) => {
+                    let canon = settings.reset(&name.to_string())?;
+                    let value = settings.get(canon)?;
+                    return Ok(Outcome::Set(canon, value));
+                }
+            }
+            Ok(Outcome::Command(Tag::new("RESET")))
+        }
+        Statement::ShowVariable { variable } => {
+            let name = show_name(variable);
+            let settings = session.settings()?;
+            let columns: Vec<Vec<String>> = if name == "all" {
+                let all = settings.all();
+                vec![
+                    all.iter().map(|r| r.0.clone()).collect(),
+                    all.iter().map(|r| r.1.clone()).collect(),
+                    all.iter().map(|r| r.2.clone()).collect(),
+                ]
+            } else {
+                vec![vec![settings.get(&name)?]]
+            };
+            rows(prepared, columns)
+        }
+        Statement::ShowTables { .. } => {
+            let tables = engine.catalog().tables();
+            rows(
+                prepared,
+                vec![
+                    tables.iter().map(|t| t.name().to_string()).collect(),
+                    tables.iter().map(|t| if t.is_keyed() { "keyed" } else { "event" }.to_string()).collect(),
+                ],
+            )
+        }
+        Statement::Discard { .. } => Ok(Outcome::Command(Tag::new("DISCARD ALL"))),
+        Statement::Deallocate { .. } => Ok(Outcome::Command(Tag::new("DEALLOCATE"))),
+        Statement::Copy { source, to, target, options, legacy_options, .. } => {
+            let format = copy::parse_options(options, legacy_options)?;
+            match (to, target, source) {
+                (false, CopyTarget::Stdin, CopySource::Table { table_name, columns }) => {
+                    let table = engine.catalog().require(&ddl::table_name(table_name)?)?;
+                    let cols = columns.iter().map(ident_name).collect();
+                    let copy_in = CopyIn::new(table, cols, format)?;
+                    let n = copy_in.columns();
+                    *session.copy()? = Some(CopyState::Receiving(Box::new(copy_in)));
+                    Ok(Outcome::CopyIn(n))
+                }
+                (true, CopyTarget::Stdout, source) => {
+                    let query: Statement = match source {
+                        CopySource::Table { table_name, columns } => {
+                            let name = ddl::table_name(table_name)?;
+                            engine.catalog().require(&name)?;
+                            let cols = if columns.is_empty() {
+                                "*".to_string()
+                            } else {
+                                columns.iter().map(|c| format!("\"{}\"", ident_name(c))).collect::<Vec<_>>().join(", ")
+                            };
+                            let sql = format!("SELECT {cols} FROM \"{name}\"");
+                            let mut parsed = Parser::parse_sql(&PostgreSqlDialect {}, &sql)?;
+                            parsed.pop().ok_or_else(|| NowError::Syntax(sql))?
+                        }
+                        CopySource::Query(q) => Statement::Query(q.clone()),
+                    };
+                    let plan = dml::plan_statement(engine.ctx(), query).await?;
+                    let df = engine.ctx().execute_logical_plan(plan).await?;
+                    let schema = Arc::new(df.schema().as_arrow().clone());
+                    Ok(Outcome::CopyOut(schema, df.collect().await?, format))
+                }
+                (false, CopyTarget::Stdout, _) | (true, CopyTarget::Stdin, _) => {
+                    Err(NowError::Syntax("COPY FROM needs STDIN and COPY TO needs STDOUT".into()))
+                }
+                _ => Err(NowError::Unsupported(
+                    "COPY with a file or program on the server is not supported; use STDIN/STDOUT (psql's \\copy)".into(),
+                )),
+            }
+        }
+        other => Err(NowError::Unsupported(format!("statement not supported: {}", first_words(other)))),
+    }
+}
+
+fn first_words(stmt: &Statement) -> String {
+    stmt.to_string().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn rows(prepared: &Prepared, columns: Vec<Vec<String>>) -> NowResult<Outcome> {
+    let schema = prepared.result.clone().unwrap_or_else(|| text_schema(&[]));
+    let arrays = columns
+        .into_iter()
+        .map(|c| Arc::new(StringArray::from(c)) as datafusion::arrow::array::ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(datafusion::error::DataFusionError::from)?;
+    Ok(Outcome::Rows(schema, vec![batch]))
+}
+
+fn set_statement(session: &Session, set: &Set) -> NowResult<Outcome> {
+    let (name, values): (String, Vec<&SqlExpr>) = match set {
+        Set::SingleAssignment { variable, values, .. } => (variable.to_string(), values.iter().collect()),
+        Set::SetTimeZone { value, .. } => ("timezone".into(), vec![value]),
+        Set::SetNames { charset_name, .. } => {
+            let canon = session.settings()?.set("client_encoding", &charset_name.value)?;
+            return Ok(Outcome::Set(canon, "UTF8".into()));
+        }
+        Set::SetTransaction { .. } | Set::SetNamesDefault {} => return Ok(Outcome::Command(Tag::new("SET"))),
+        other => return Err(NowError::Unsupported(format!("{other} is not supported"))),
+    };
+    let value = values.iter().map(|v| unquote(&v.to_string())).collect::<Vec<_>>().join(", ");
+    let mut settings = session.settings()?;
+    let canon = if value.eq_ignore_ascii_case("default") {
+        settings.reset(&name)?
+    } else {
+        settings.set(&name, &value)?
+    };
+    let shown = settings.get(canon)?;
+    Ok(Outcome::Set(canon, shown))
+}
+
+fn unquote(s: &str) -> String {
+    match s.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+        Some(inner) => inner.replace("''", "'"),
+        None => s.to_string(),
+    }
+}

@@ -1,0 +1,376 @@
+//! The Postgres wire protocol: pgwire handlers for startup, simple and extended queries, COPY
+//! and cancel, all funnelled into [`crate::statement`].
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use futures::{stream, Sink, SinkExt};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
+    ServerParameterProvider, StartupHandler,
+};
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager,
+    ErrorHandler, PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::response::CommandComplete;
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::types::format::FormatOptions;
+use tracing::{debug, info_span, warn, Instrument};
+
+use crate::encode;
+use crate::engine::Engine;
+use crate::error::{NowError, NowResult};
+use crate::session::{CopyState, Session};
+use crate::settings::REPORTED;
+use crate::statement::{self, Outcome, Prepared};
+
+/// All pgwire handlers of one server.
+#[derive(Clone)]
+pub struct Handlers {
+    engine: Arc<Engine>,
+    parser: Arc<Parser>,
+    startup: Arc<Startup>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl Handlers {
+    /// Handlers over `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let manager = Arc::new(ConnectionManager::new());
+        Self {
+            parser: Arc::new(Parser { engine: engine.clone(), sql: PostgresCompatibilityParser::new() }),
+            startup: Arc::new(Startup { engine: engine.clone(), manager: manager.clone(), keys: RandomPidSecretKeyGenerator::default() }),
+            cancel: Arc::new(DefaultCancelHandler::new(manager)),
+            engine,
+        }
+    }
+}
+
+/// The query front door: parses text into statements.
+pub struct Parser {
+    engine: Arc<Engine>,
+    sql: PostgresCompatibilityParser,
+}
+
+impl Parser {
+    fn parse(&self, sql: &str) -> NowResult<Vec<Statement>> {
+        self.sql.parse(sql).map_err(NowError::from)
+    }
+}
+
+fn session<C: ClientInfo + ?Sized>(client: &C, engine: &Arc<Engine>) -> Arc<Session> {
+    client.session_extensions().get_or_insert_with(|| Session::new(engine.clone()))
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = self.parse(sql)?;
+        if statements.len() > 1 {
+            return Err(NowError::Syntax("cannot insert multiple commands into a prepared statement".into()).into());
+        }
+        let Some(stmt) = statements.pop() else { return Ok(None) };
+        let session = session(client, &self.engine);
+        let prepared = statement::prepare(&session, stmt, types)
+            .instrument(info_span!("parse", sql = %truncate(sql)))
+            .await?;
+        Ok(Some(Arc::new(prepared)))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_wire_types.clone())
+    }
+
+    fn get_result_schema(&self, stmt: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        match &stmt.result {
+            Some(schema) => encode::fields(schema, format.unwrap_or(&Format::UnifiedText), None),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+fn truncate(sql: &str) -> &str {
+    match sql.char_indices().nth(200) {
+        Some((i, _)) => &sql[..i],
+        None => sql,
+    }
+}
+
+/// Turns an outcome into a pgwire response, sending ParameterStatus for reported settings.
+async fn respond<C>(client: &mut C, outcome: Outcome, format: &Format) -> PgWireResult<Response>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    Ok(match outcome {
+        Outcome::Rows(schema, batches) => {
+            let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+            Response::Query(encode::query_response(&schema, batches, format, options)?)
+        }
+        Outcome::Command(tag) => Response::Execution(tag),
+        Outcome::TxStart(tag) => Response::TransactionStart(tag),
+        Outcome::TxEnd(tag) => Response::TransactionEnd(tag),
+        Outcome::Set(name, value) => {
+            if REPORTED.contains(&name) {
+                client.metadata_mut().insert(name.to_string(), value.clone());
+                client.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.to_string(), value))).await?;
+            }
+            Response::Execution(Tag::new("SET"))
+        }
+        Outcome::CopyIn(columns) => Response::CopyIn(CopyResponse::new(0, columns, stream::empty())),
+        Outcome::CopyOut(schema, batches, copy_format) => {
+            let data = encode::copy_rows(&schema, &batches, &copy_format)?;
+            Response::CopyOut(CopyResponse::new(0, schema.fields().len(), stream::iter(data.into_iter().map(Ok))))
+        }
+    })
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Handlers {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statements = self.parser.parse(query)?;
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let session = session(client, &self.engine);
+        let mut responses = Vec::with_capacity(statements.len());
+        let no_params = datafusion::common::ParamValues::List(vec![]);
+        for stmt in statements {
+            let span = info_span!("query", sql = %truncate(&stmt.to_string()));
+            let result = async {
+                let prepared = statement::prepare(&session, stmt, &[]).await?;
+                statement::execute(&session, &prepared, &no_params).await
+            }
+            .instrument(span)
+            .await;
+            match result {
+                Ok(outcome) => responses.push(respond(client, outcome, &Format::UnifiedText).await?),
+                Err(e) => {
+                    debug!(error = %e, "statement failed");
+                    // Like Postgres, the rest of a multi-statement query is skipped.
+                    responses.push(Response::Error(Box::new(e.to_error_info())));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Handlers {
+    type Statement = Arc<Prepared>;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = portal.statement.statement.clone();
+        let inferred: Vec<Option<&datafusion::arrow::datatypes::DataType>> =
+            prepared.param_types.iter().map(Option::as_ref).collect();
+        let wire: Vec<Option<&Type>> = prepared.param_wire_types.iter().map(Some).collect();
+        if portal.parameter_len() != prepared.param_wire_types.len() && !prepared.param_wire_types.is_empty() {
+            return Err(NowError::coded(
+                "08P01",
+                format!(
+                    "bind message supplies {} parameters, but prepared statement requires {}",
+                    portal.parameter_len(),
+                    prepared.param_wire_types.len()
+                ),
+            )
+            .into());
+        }
+        let params = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, &inferred, &wire)?;
+        let session = session(client, &self.engine);
+        let outcome = statement::execute(&session, &prepared, &params)
+            .instrument(info_span!("execute", sql = %truncate(&prepared.stmt.to_string())))
+            .await?;
+        respond(client, outcome, &portal.result_column_format).await
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Handlers {
+    async fn on_copy_data<C>(&self, client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session(client, &self.engine);
+        let mut slot = session.copy()?;
+        if let Some(CopyState::Receiving(copy)) = slot.as_mut() {
+            if let Err(e) = copy.feed(&copy_data.data) {
+                *slot = Some(CopyState::Failed(e));
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session(client, &self.engine);
+        let state = session.copy()?.take();
+        let rows = match state {
+            Some(CopyState::Receiving(copy)) => copy.finish().instrument(info_span!("copy_in")).await?,
+            Some(CopyState::Failed(e)) => return Err(e.into()),
+            None => return Err(NowError::coded("08P01", "CopyDone without COPY in progress").into()),
+        };
+        let tag = Tag::new("COPY").with_rows(rows as usize);
+        client.send(PgWireBackendMessage::CommandComplete(CommandComplete::from(tag))).await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session(client, &self.engine);
+        if let Ok(mut slot) = session.copy() {
+            *slot = None;
+        }
+        NowError::coded("57014", format!("COPY from stdin failed: {}", fail.message)).into()
+    }
+}
+
+/// Startup: no authentication yet (trust on loopback); registers the connection for cancel
+/// requests and reports nowdb's server parameters.
+pub struct Startup {
+    engine: Arc<Engine>,
+    manager: Arc<ConnectionManager>,
+    keys: RandomPidSecretKeyGenerator,
+}
+
+struct ServerParams;
+
+impl ServerParameterProvider for ServerParams {
+    fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        let user = client.metadata().get("user").cloned().unwrap_or_else(|| "nowdb".into());
+        let app = client.metadata().get("application_name").cloned().unwrap_or_default();
+        let params = [
+            ("server_version", crate::SERVER_VERSION.to_string()),
+            ("server_encoding", "UTF8".into()),
+            ("client_encoding", "UTF8".into()),
+            ("DateStyle", "ISO, MDY".into()),
+            ("TimeZone", "UTC".into()),
+            ("IntervalStyle", "postgres".into()),
+            ("integer_datetimes", "on".into()),
+            ("standard_conforming_strings", "on".into()),
+            ("is_superuser", "on".into()),
+            ("in_hot_standby", "off".into()),
+            ("default_transaction_read_only", "off".into()),
+            ("search_path", "\"$user\", public".into()),
+            ("session_authorization", user),
+            ("application_name", app),
+        ];
+        Some(params.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(ref startup) = message {
+            protocol_negotiation(client, startup).await?;
+            save_startup_parameters_to_metadata(client, startup);
+            let (pid, key) = self.keys.generate(client);
+            client.set_pid_and_secret_key(pid, key.clone());
+            let (handle, guard) = self.manager.register(pid, key);
+            client.session_extensions().insert::<Arc<ConnectionHandle>>(handle);
+            client.session_extensions().insert::<ConnectionGuard>(guard);
+            client.session_extensions().insert(Session::new(self.engine.clone()));
+            finish_authentication(client, &ServerParams).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Logs errors sent to clients.
+pub struct LogErrors;
+
+impl ErrorHandler for LogErrors {
+    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        match error {
+            PgWireError::UserError(_) => debug!(error = %error, "statement error"),
+            other => warn!(error = %other, "protocol error"),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::new(self.clone())
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::new(self.clone())
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::new(self.clone())
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(LogErrors)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
+}
