@@ -74,8 +74,9 @@ pub enum Outcome {
 }
 
 /// Plans `stmt`. `client_types` are the parameter types from the Parse message.
-pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<Type>]) -> NowResult<Prepared> {
+pub async fn prepare(session: &Session, mut stmt: Statement, client_types: &[Option<Type>]) -> NowResult<Prepared> {
     let ctx = session.engine().ctx();
+    crate::naming::apply(&mut stmt);
     let (kind, result) = match &stmt {
         Statement::Query(_) | Statement::Explain { .. } => {
             let plan = dml::plan_statement(ctx, stmt.clone()).await?;
@@ -109,10 +110,11 @@ pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<
         Statement::ShowTables { .. } => (PlanKind::Utility, Some(text_schema(&["table_name", "table_type"]))),
         _ => (PlanKind::Utility, None),
     };
-    let param_types = match &kind {
+    let mut param_types = match &kind {
         PlanKind::Query(p) | PlanKind::Insert(p, _) | PlanKind::Update(p) | PlanKind::Delete(p) => ordered_params(p)?,
         PlanKind::Utility => Vec::new(),
     };
+    limit_params_are_bigint(&stmt, &mut param_types);
     let n = param_types.len().max(client_types.len());
     let param_wire_types = (0..n)
         .map(|i| match (client_types.get(i).cloned().flatten(), param_types.get(i).cloned().flatten()) {
@@ -121,7 +123,6 @@ pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<
             _ => Type::TEXT,
         })
         .collect();
-    let mut param_types = param_types;
     param_types.resize(n, None);
     Ok(Prepared { stmt, kind, param_types, param_wire_types, result })
 }
@@ -143,6 +144,22 @@ fn ordered_params(plan: &LogicalPlan) -> NowResult<Vec<Option<DataType>>> {
         out[idx - 1] = ty;
     }
     Ok(out)
+}
+
+/// `LIMIT $n` / `OFFSET $n`: Postgres types these bigint; DataFusion leaves them untyped.
+fn limit_params_are_bigint(stmt: &Statement, types: &mut Vec<Option<DataType>>) {
+    let sql = stmt.to_string().to_ascii_uppercase();
+    for keyword in ["LIMIT $", "OFFSET $"] {
+        for (pos, _) in sql.match_indices(keyword) {
+            let digits: String = sql[pos + keyword.len()..].chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(i @ 1..=65535) = digits.parse::<usize>() {
+                if types.len() < i {
+                    types.resize(i, None);
+                }
+                types[i - 1] = Some(DataType::Int64);
+            }
+        }
+    }
 }
 
 fn text_schema(names: &[&str]) -> SchemaRef {
@@ -352,3 +369,4 @@ fn unquote(s: &str) -> String {
         None => s.to_string(),
     }
 }
+

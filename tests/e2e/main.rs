@@ -1,1 +1,7 @@
-fn main(){}
+//! End-to-end tests: every test talks to a real `nowdb` process over the Postgres protocol.
+
+mod clients;
+mod durability;
+mod errors;
+mod protocol;
+mod slt;

@@ -121,6 +121,14 @@ fn equalities<'a>(conjuncts: &[&'a Expr]) -> HashMap<&'a str, Vec<ScalarValue>> 
                     }
                 }
             }
+            Expr::BinaryExpr(BinaryExpr { op: Operator::Or, .. }) => {
+                // `c = 1 OR c = 2` (how DataFusion rewrites short IN lists).
+                if let Some((c, values)) = or_equalities(e) {
+                    if !out.contains_key(c) {
+                        out.insert(c, values);
+                    }
+                }
+            }
             Expr::InList(list) if !list.negated => {
                 if let Some(c) = column_name(&list.expr) {
                     let values: Option<Vec<ScalarValue>> =
@@ -134,6 +142,26 @@ fn equalities<'a>(conjuncts: &[&'a Expr]) -> HashMap<&'a str, Vec<ScalarValue>> 
         }
     }
     out
+}
+
+fn or_equalities(e: &Expr) -> Option<(&str, Vec<ScalarValue>)> {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+            let (lc, mut lv) = or_equalities(left)?;
+            let (rc, rv) = or_equalities(right)?;
+            (lc == rc).then(|| {
+                lv.extend(rv);
+                (lc, lv)
+            })
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
+            match (column_name(left), literal(right), column_name(right), literal(left)) {
+                (Some(c), Some(v), _, _) | (_, _, Some(c), Some(v)) => Some((c, vec![v.clone()])),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 fn point_keys(table: &Table, conjuncts: &[&Expr]) -> Option<Vec<Vec<u8>>> {

@@ -1,0 +1,205 @@
+//! sqllogictest over the wire: a tokio-postgres connection in simple or extended protocol.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use sqllogictest::{DBOutput, DefaultColumnType};
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// Which protocol statements are sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Query messages (text results).
+    Simple,
+    /// Parse/Bind/Describe/Execute/Sync (binary results).
+    Extended,
+}
+
+/// An error as the slt files see it: `<SQLSTATE>: <message>`.
+#[derive(Debug)]
+pub struct SltError(String);
+
+impl fmt::Display for SltError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SltError {}
+
+impl From<tokio_postgres::Error> for SltError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => SltError(format!("{}: {}", db.code().code(), db.message())),
+            None => SltError(format!("client: {e}")),
+        }
+    }
+}
+
+/// One slt connection.
+pub struct PgSlt {
+    client: Client,
+    protocol: Protocol,
+}
+
+impl PgSlt {
+    /// Wraps a connected client.
+    pub fn new(client: Client, protocol: Protocol) -> Self {
+        Self { client, protocol }
+    }
+}
+
+#[async_trait]
+impl sqllogictest::AsyncDB for PgSlt {
+    type Error = SltError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
+        match self.protocol {
+            Protocol::Simple => simple(&self.client, sql).await,
+            Protocol::Extended => extended(&self.client, sql).await,
+        }
+    }
+
+    async fn shutdown(&mut self) {}
+}
+
+async fn simple(client: &Client, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
+    let messages = client.simple_query(sql).await?;
+    let mut columns = None;
+    let mut rows = Vec::new();
+    let mut count = 0;
+    for m in messages {
+        match m {
+            SimpleQueryMessage::RowDescription(cols) => columns = Some(cols.len()),
+            SimpleQueryMessage::Row(r) => {
+                columns.get_or_insert(r.len());
+                rows.push((0..r.len()).map(|i| text(r.get(i))).collect());
+            }
+            SimpleQueryMessage::CommandComplete(n) => count = n,
+            _ => {}
+        }
+    }
+    Ok(match columns {
+        Some(n) => DBOutput::Rows { types: vec![DefaultColumnType::Any; n], rows },
+        None => DBOutput::StatementComplete(count),
+    })
+}
+
+async fn extended(client: &Client, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
+    let stmt = client.prepare(sql).await?;
+    if stmt.columns().is_empty() {
+        let n = client.execute(&stmt, &[]).await?;
+        return Ok(DBOutput::StatementComplete(n));
+    }
+    let result = client.query(&stmt, &[]).await?;
+    let rows = result
+        .iter()
+        .map(|r| (0..r.len()).map(|i| text(r.get::<_, Option<AnyText>>(i).map(|t| t.0).as_deref())).collect())
+        .collect();
+    Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; stmt.columns().len()], rows })
+}
+
+fn text(v: Option<&str>) -> String {
+    match v {
+        None => "NULL".into(),
+        Some("") => "(empty)".into(),
+        Some(s) => s.to_string(),
+    }
+}
+
+/// Any binary-format value rendered as the server's text format would render it.
+pub struct AnyText(pub String);
+
+impl<'a> FromSql<'a> for AnyText {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let s = match *ty {
+            Type::BOOL => if bool::from_sql(ty, raw)? { "t" } else { "f" }.to_string(),
+            Type::INT2 => i16::from_sql(ty, raw)?.to_string(),
+            Type::INT4 => i32::from_sql(ty, raw)?.to_string(),
+            Type::INT8 => i64::from_sql(ty, raw)?.to_string(),
+            Type::FLOAT4 => format!("{:?}", f32::from_sql(ty, raw)?),
+            Type::FLOAT8 => format!("{:?}", f64::from_sql(ty, raw)?),
+            Type::NUMERIC => numeric_text(raw)?,
+            Type::DATE => {
+                let days = i32::from_sql(&Type::INT4, raw)?;
+                (pg_epoch().date() + chrono::Duration::days(days as i64)).format("%Y-%m-%d").to_string()
+            }
+            Type::TIMESTAMP => timestamp_text(raw)?,
+            Type::TIMESTAMPTZ => format!("{}+00", timestamp_text(raw)?),
+            Type::BYTEA => {
+                let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+                format!("\\x{hex}")
+            }
+            Type::FLOAT4_ARRAY => array_text(Vec::<Option<f32>>::from_sql(ty, raw)?),
+            Type::FLOAT8_ARRAY => array_text(Vec::<Option<f64>>::from_sql(ty, raw)?),
+            Type::INT4_ARRAY => array_text(Vec::<Option<i32>>::from_sql(ty, raw)?),
+            Type::INT8_ARRAY => array_text(Vec::<Option<i64>>::from_sql(ty, raw)?),
+            _ => String::from_utf8(raw.to_vec())?,
+        };
+        Ok(AnyText(s))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+fn pg_epoch() -> chrono::NaiveDateTime {
+    chrono::NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap_or_default()
+}
+
+fn timestamp_text(raw: &[u8]) -> Result<String, Box<dyn std::error::Error + Sync + Send>> {
+    let micros = i64::from_sql(&Type::INT8, raw)?;
+    Ok((pg_epoch() + chrono::Duration::microseconds(micros)).format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+}
+
+fn array_text<T: ToString>(v: Vec<Option<T>>) -> String {
+    let items: Vec<String> = v.into_iter().map(|x| x.map_or("NULL".into(), |x| x.to_string())).collect();
+    format!("{{{}}}", items.join(","))
+}
+
+/// Binary NUMERIC: ndigits, weight, sign, dscale, then base-10000 digits.
+fn numeric_text(raw: &[u8]) -> Result<String, Box<dyn std::error::Error + Sync + Send>> {
+    let word = |i: usize| -> Result<i16, Box<dyn std::error::Error + Sync + Send>> {
+        let b = raw.get(i * 2..i * 2 + 2).ok_or("short numeric")?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    };
+    let (ndigits, weight, sign, dscale) = (word(0)? as usize, word(1)?, word(2)? as u16, word(3)? as usize);
+    if sign == 0xC000 {
+        return Ok("NaN".into());
+    }
+    let mut int_part = String::new();
+    let mut frac_part = String::new();
+    for i in 0..ndigits {
+        let d = word(4 + i)?;
+        let pos = weight as i32 - i as i32;
+        if pos >= 0 {
+            if int_part.is_empty() {
+                int_part = d.to_string();
+            } else {
+                int_part.push_str(&format!("{d:04}"));
+            }
+        } else {
+            while (frac_part.len() as i32) < (-pos - 1) * 4 {
+                frac_part.push_str("0000");
+            }
+            frac_part.push_str(&format!("{d:04}"));
+        }
+    }
+    if weight >= 0 {
+        for _ in 0..(weight as i32 + 1 - ndigits.min(weight as usize + 1) as i32) {
+            int_part.push_str("0000");
+        }
+    }
+    if int_part.is_empty() {
+        int_part = "0".into();
+    }
+    while frac_part.len() < dscale {
+        frac_part.push('0');
+    }
+    frac_part.truncate(dscale);
+    let sign = if sign == 0x4000 { "-" } else { "" };
+    Ok(if dscale > 0 { format!("{sign}{int_part}.{frac_part}") } else { format!("{sign}{int_part}") })
+}
