@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing nowdb needs on a fresh Debian machine that has Rust and
+# Python: Debian's RocksDB (linked dynamically, see .cargo/config.toml), clang for the
+# RocksDB bindings, psql, and a project-local virtualenv (.venv) with the Python test clients.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for pkg in librocksdb-dev libclang-dev clang postgresql-client; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "setup: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import psycopg" 2>/dev/null; then
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+fi

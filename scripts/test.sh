@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests of each crate and the end-to-end tests, which start the real
+# `nowdb` binary on ephemeral loopback ports with temporary data directories.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+# The end-to-end tests run the binary, which `cargo test` does not rebuild for another package.
+cargo build --bin nowdb
+cargo test --workspace
