@@ -7,3 +7,5 @@ scripts/setup.sh
 # The end-to-end tests run the binary, which `cargo test` does not rebuild for another package.
 cargo build --bin nowdb
 cargo test --workspace
+# Benchmark smoke test (small scale, no thresholds): nowdb, PostgreSQL and Redis side by side.
+bench/run.sh --scale small

@@ -132,10 +132,10 @@ impl<'a> FromSql<'a> for AnyText {
                 let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
                 format!("\\x{hex}")
             }
-            Type::FLOAT4_ARRAY => array_text(Vec::<Option<f32>>::from_sql(ty, raw)?),
-            Type::FLOAT8_ARRAY => array_text(Vec::<Option<f64>>::from_sql(ty, raw)?),
-            Type::INT4_ARRAY => array_text(Vec::<Option<i32>>::from_sql(ty, raw)?),
-            Type::INT8_ARRAY => array_text(Vec::<Option<i64>>::from_sql(ty, raw)?),
+            Type::FLOAT4_ARRAY => array_text(Vec::<Option<f32>>::from_sql(ty, raw)?, |x| format!("{x:?}")),
+            Type::FLOAT8_ARRAY => array_text(Vec::<Option<f64>>::from_sql(ty, raw)?, |x| format!("{x:?}")),
+            Type::INT4_ARRAY => array_text(Vec::<Option<i32>>::from_sql(ty, raw)?, |x| x.to_string()),
+            Type::INT8_ARRAY => array_text(Vec::<Option<i64>>::from_sql(ty, raw)?, |x| x.to_string()),
             _ => String::from_utf8(raw.to_vec())?,
         };
         Ok(AnyText(s))
@@ -155,8 +155,8 @@ fn timestamp_text(raw: &[u8]) -> Result<String, Box<dyn std::error::Error + Sync
     Ok((pg_epoch() + chrono::Duration::microseconds(micros)).format("%Y-%m-%d %H:%M:%S%.6f").to_string())
 }
 
-fn array_text<T: ToString>(v: Vec<Option<T>>) -> String {
-    let items: Vec<String> = v.into_iter().map(|x| x.map_or("NULL".into(), |x| x.to_string())).collect();
+fn array_text<T>(v: Vec<Option<T>>, show: impl Fn(T) -> String) -> String {
+    let items: Vec<String> = v.into_iter().map(|x| x.map_or("NULL".into(), &show)).collect();
     format!("{{{}}}", items.join(","))
 }
 

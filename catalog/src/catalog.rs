@@ -66,6 +66,8 @@ pub struct Catalog {
     tables: RwLock<BTreeMap<String, Arc<Table>>>,
     /// Serializes DDL so that ids and names are assigned once.
     ddl_lock: std::sync::Mutex<()>,
+    /// Bumped by every DDL, so that prepared plans know to re-plan.
+    generation: AtomicU64,
 }
 
 impl Catalog {
@@ -85,7 +87,7 @@ impl Catalog {
             info!(table = table.name(), id = table.def.id, keyed = table.is_keyed(), "recovered table");
             tables.insert(table.def.name.clone(), Arc::new(table));
         }
-        Ok(Self { store, tables: RwLock::new(tables), ddl_lock: std::sync::Mutex::new(()) })
+        Ok(Self { store, tables: RwLock::new(tables), ddl_lock: std::sync::Mutex::new(()), generation: AtomicU64::new(0) })
     }
 
     fn table_handle(store: &Arc<dyn Store>, def: TableDef) -> Result<Table> {
@@ -110,6 +112,11 @@ impl Catalog {
     /// The store behind the catalog.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Changes whenever a table is created or dropped.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Looks a table up by name.
@@ -157,6 +164,7 @@ impl Catalog {
         self.store.write(ws)?;
         let table = Arc::new(Self::table_handle(&self.store, def)?);
         self.tables.write().map_err(|_| poisoned())?.insert(name.to_string(), table);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         info!(table = name, id, "created table");
         Ok(true)
     }
@@ -175,6 +183,7 @@ impl Catalog {
         }
         self.store.write(ws)?;
         self.tables.write().map_err(|_| poisoned())?.remove(name);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         info!(table = name, id, "dropped table");
         Ok(true)
     }

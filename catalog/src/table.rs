@@ -121,3 +121,34 @@ impl TableDef {
         format!("{}_pkey", self.name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: SqlType) -> ColumnDef {
+        ColumnDef { name: name.into(), ty, nullable: true }
+    }
+
+    #[test]
+    fn primary_key_implies_not_null_and_keyed_kind() {
+        let def = TableDef::new(1, "t".into(), vec![col("a", SqlType::Int8), col("b", SqlType::Text)], vec!["a".into()]).unwrap();
+        assert_eq!(def.kind, TableKind::Keyed { primary_key: vec![0] });
+        assert!(!def.columns[0].nullable);
+        assert!(!def.arrow_schema().field(0).is_nullable());
+        assert_eq!(def.pkey_name(), "t_pkey");
+        let events = TableDef::new(2, "e".into(), vec![col("a", SqlType::Int8)], vec![]).unwrap();
+        assert_eq!(events.kind, TableKind::Event);
+    }
+
+    #[test]
+    fn invalid_definitions_are_refused() {
+        let dup = TableDef::new(1, "t".into(), vec![col("a", SqlType::Int8), col("a", SqlType::Text)], vec![]);
+        assert!(matches!(dup, Err(CatalogError::InvalidDefinition(_))));
+        let missing = TableDef::new(1, "t".into(), vec![col("a", SqlType::Int8)], vec!["b".into()]);
+        assert!(matches!(missing, Err(CatalogError::InvalidDefinition(_))));
+        let array_key = TableDef::new(1, "t".into(), vec![col("a", SqlType::Array(Box::new(SqlType::Float4)))], vec!["a".into()]);
+        assert!(matches!(array_key, Err(CatalogError::Unsupported(_))));
+        assert!(TableDef::new(1, "t".into(), vec![], vec![]).is_err());
+    }
+}

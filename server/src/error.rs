@@ -171,6 +171,7 @@ pub fn datafusion_sqlstate(e: &DataFusionError) -> (&'static str, String, Option
         DataFusionError::Execution(m) => (execution_sqlstate(m), m.clone(), None),
         DataFusionError::ArrowError(a, _) => {
             let code = match a.as_ref() {
+                ArrowError::CastError(m) if m.contains("Can't cast value") => "22003",
                 ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02",
                 ArrowError::DivideByZero => "22012",
                 ArrowError::ArithmeticOverflow(_) => "22003",
@@ -213,6 +214,8 @@ fn plan_sqlstate(m: &str) -> &'static str {
         "42804"
     } else if lower.contains("column count") || lower.contains("same schema") || lower.contains("more values") {
         "42601"
+    } else if lower.contains("placeholder") && lower.contains("not provided") {
+        "42P02"
     } else if lower.contains("placeholder") {
         "42P18"
     } else {
@@ -237,8 +240,10 @@ fn execution_sqlstate(m: &str) -> &'static str {
     let lower = m.to_ascii_lowercase();
     if lower.contains("divide by zero") || lower.contains("division by zero") {
         "22012"
-    } else if lower.contains("overflow") || lower.contains("out of range") {
+    } else if lower.contains("overflow") || lower.contains("out of range") || lower.contains("can't cast value") {
         "22003"
+    } else if lower.contains("placeholder") {
+        "42P02"
     } else if lower.contains("cast") || lower.contains("parse") || lower.contains("invalid input") {
         "22P02"
     } else {

@@ -1,80 +1,89 @@
-//! Postgres names for unnamed result columns.
+//! Postgres names for result columns.
 //!
 //! DataFusion names an unaliased output column after its expression (`count(*)`,
-//! `Int64(1)`); Postgres names it after the function (`count`), the cast type (`int4`) or
-//! `?column?`. Clients that address columns by name (dict rows, ORMs) expect the latter, so
-//! the outermost SELECT list gets those names as explicit aliases before planning.
+//! `Int64(1)`) and requires names to be unique; Postgres names it after the function
+//! (`count`), the cast or literal type (`int4`, `interval`) or `?column?`, duplicates allowed.
+//! Clients that address columns by name (dict rows, ORMs) expect Postgres' names, so the
+//! planned schema keeps DataFusion's names and only the row description uses these.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, Statement};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::sql::sqlparser::ast::{Expr, SelectItem, SetExpr, Statement};
 
-/// Adds Postgres-style aliases to the unaliased expressions of a top-level SELECT.
-pub fn apply(stmt: &mut Statement) {
-    let Statement::Query(query) = stmt else { return };
-    let SetExpr::Select(select) = query.body.as_mut() else { return };
-    let names: Vec<Option<String>> = select
+use crate::ddl::ident_name;
+
+/// The row type clients see: `schema` with Postgres names for the top-level select list's
+/// unaliased expressions.
+pub fn client_schema(stmt: &Statement, schema: SchemaRef) -> SchemaRef {
+    let Some(names) = select_list_names(stmt) else { return schema };
+    if names.len() != schema.fields().len() || names.iter().all(Option::is_none) {
+        return schema;
+    }
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .zip(names)
+        .map(|(f, name)| match name {
+            Some(n) => Arc::new(f.as_ref().clone().with_name(n)),
+            None => f.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn select_list_names(stmt: &Statement) -> Option<Vec<Option<String>>> {
+    let Statement::Query(query) = stmt else { return None };
+    let SetExpr::Select(select) = query.body.as_ref() else { return None };
+    select
         .projection
         .iter()
         .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => pg_name(e),
+            SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
+            SelectItem::ExprWithAlias { .. } => Some(None),
+            // A wildcard expands to an unknown number of columns: leave the names alone.
             _ => None,
         })
-        .collect();
-    // Only where the name is unique: DataFusion refuses duplicate output names.
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for item in &select.projection {
-        let n = match item {
-            SelectItem::UnnamedExpr(e) => pg_name(e).unwrap_or_else(|| e.to_string()),
-            SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
-            _ => continue,
-        };
-        *counts.entry(n).or_default() += 1;
-    }
-    for (item, name) in select.projection.iter_mut().zip(names) {
-        let Some(name) = name else { continue };
-        if counts.get(&name) != Some(&1) {
-            continue;
-        }
-        if let SelectItem::UnnamedExpr(e) = item {
-            *item = SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', name) };
-        }
-    }
+        .collect()
 }
 
-/// The name Postgres gives an unaliased expression, when it differs from a column name.
+/// The name Postgres gives an unaliased expression, when it differs from DataFusion's.
 fn pg_name(e: &Expr) -> Option<String> {
     match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
         Expr::Nested(inner) => pg_name(inner),
         Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase()),
-        Expr::Cast { expr, data_type, .. } => match pg_name(expr) {
-            Some(n) if n != "?column?" => Some(n),
-            _ => Some(cast_name(&data_type.to_string())),
-        },
+        Expr::Cast { expr, data_type, .. } => Some(match expr.as_ref() {
+            Expr::Identifier(i) => ident_name(i),
+            Expr::CompoundIdentifier(parts) => parts.last().map(ident_name).unwrap_or_default(),
+            inner => match pg_name(inner) {
+                Some(n) if n != "?column?" => n,
+                _ => type_name(&data_type.to_string()),
+            },
+        }),
+        Expr::Interval(_) => Some("interval".into()),
+        Expr::TypedString(t) => Some(type_name(&t.data_type.to_string())),
         _ => Some("?column?".into()),
     }
 }
 
-fn cast_name(ty: &str) -> String {
+fn type_name(ty: &str) -> String {
     let t = ty.to_ascii_lowercase();
-    let base = t.split('(').next().unwrap_or(&t).trim();
-    match base {
+    let array = t.ends_with("[]");
+    let base = t.trim_end_matches("[]");
+    let base = base.split('(').next().unwrap_or(base).trim();
+    let name = match base {
         "int" | "integer" | "int4" => "int4",
         "bigint" | "int8" => "int8",
         "smallint" | "int2" => "int2",
         "real" | "float4" => "float4",
         "double precision" | "float8" | "double" => "float8",
-        "text" => "text",
         "varchar" | "character varying" => "varchar",
         "boolean" | "bool" => "bool",
         "numeric" | "decimal" => "numeric",
-        "timestamp" => "timestamp",
-        "timestamptz" | "timestamp with time zone" => "timestamptz",
-        "date" => "date",
-        "interval" => "interval",
-        "bytea" => "bytea",
-        other => return other.to_string(),
-    }
-    .to_string()
+        "timestamp with time zone" => "timestamptz",
+        other => other,
+    };
+    // Postgres names array casts after the element type with a leading underscore.
+    if array { format!("_{name}") } else { name.to_string() }
 }

@@ -14,6 +14,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::scalar::ScalarValue;
+use nowdb_catalog::provider::lookup::PointLookup;
 use pgwire::api::results::Tag;
 use pgwire::api::Type;
 use tracing::debug;
@@ -52,6 +54,10 @@ pub struct Prepared {
     pub param_wire_types: Vec<Type>,
     /// The row type, for statements that return rows.
     pub result: Option<SchemaRef>,
+    /// Set when the query is a primary-key point read that can skip DataFusion.
+    pub lookup: Option<PointLookup>,
+    /// The catalog generation the plan was made against.
+    pub generation: u64,
 }
 
 /// The result of executing a statement.
@@ -74,16 +80,16 @@ pub enum Outcome {
 }
 
 /// Plans `stmt`. `client_types` are the parameter types from the Parse message.
-pub async fn prepare(session: &Session, mut stmt: Statement, client_types: &[Option<Type>]) -> NowResult<Prepared> {
+pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<Type>]) -> NowResult<Prepared> {
     let ctx = session.engine().ctx();
-    crate::naming::apply(&mut stmt);
+    let generation = session.engine().catalog().generation();
     let (kind, result) = match &stmt {
         Statement::Query(_) | Statement::Explain { .. } => {
             let plan = dml::plan_statement(ctx, stmt.clone()).await?;
             if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)) {
                 return Err(NowError::Unsupported(format!("statement not supported: {stmt}")));
             }
-            let schema = Arc::new(plan.schema().as_arrow().clone());
+            let schema = crate::naming::client_schema(&stmt, Arc::new(plan.schema().as_arrow().clone()));
             (PlanKind::Query(plan), Some(schema))
         }
         Statement::Insert(insert) => {
@@ -124,7 +130,11 @@ pub async fn prepare(session: &Session, mut stmt: Statement, client_types: &[Opt
         })
         .collect();
     param_types.resize(n, None);
-    Ok(Prepared { stmt, kind, param_types, param_wire_types, result })
+    let lookup = match &kind {
+        PlanKind::Query(plan) => PointLookup::recognize(session.engine().catalog(), plan),
+        _ => None,
+    };
+    Ok(Prepared { stmt, kind, param_types, param_wire_types, result, lookup, generation })
 }
 
 fn ordered_params(plan: &LogicalPlan) -> NowResult<Vec<Option<DataType>>> {
@@ -175,8 +185,21 @@ fn show_name(variable: &[datafusion::sql::sqlparser::ast::Ident]) -> String {
     }
 }
 
-/// Executes a prepared statement, honouring `statement_timeout`.
+/// Executes a prepared statement, honouring `statement_timeout`. A statement prepared before
+/// a CREATE or DROP TABLE is planned again first, like Postgres re-plans cached statements.
 pub async fn execute(session: &Session, prepared: &Prepared, params: &ParamValues) -> NowResult<Outcome> {
+    if prepared.generation != session.engine().catalog().generation() && !matches!(prepared.kind, PlanKind::Utility) {
+        let types: Vec<Option<Type>> = prepared.param_wire_types.iter().cloned().map(Some).collect();
+        let fresh = prepare(session, prepared.stmt.clone(), &types).await?;
+        if fresh.result.as_ref().map(|s| s.fields().len()) != prepared.result.as_ref().map(|s| s.fields().len()) {
+            return Err(NowError::Unsupported("cached plan must not change result type".into()));
+        }
+        return execute_planned(session, &fresh, params).await;
+    }
+    execute_planned(session, prepared, params).await
+}
+
+async fn execute_planned(session: &Session, prepared: &Prepared, params: &ParamValues) -> NowResult<Outcome> {
     let timeout = session.settings()?.statement_timeout();
     match timeout {
         Some(limit) => run_with_timeout(session, prepared, params, limit).await,
@@ -207,8 +230,20 @@ async fn run(session: &Session, prepared: &Prepared, params: &ParamValues) -> No
     let engine = session.engine();
     match &prepared.kind {
         PlanKind::Query(plan) => {
+            if let (Some(lookup), Some(schema)) = (&prepared.lookup, &prepared.result) {
+                let values: Vec<ScalarValue> = match params {
+                    ParamValues::List(l) => l.iter().map(|p| p.value.clone()).collect(),
+                    ParamValues::Map(_) => vec![],
+                };
+                if let Some(batch) = lookup.execute(engine.catalog(), &values, schema)? {
+                    return Ok(Outcome::Rows(schema.clone(), vec![batch]));
+                }
+            }
             let df = engine.ctx().execute_logical_plan(bind(plan, params)?).await?;
-            let schema = Arc::new(df.schema().as_arrow().clone());
+            let schema = match &prepared.result {
+                Some(s) if s.fields().len() == df.schema().fields().len() => s.clone(),
+                _ => Arc::new(df.schema().as_arrow().clone()),
+            };
             Ok(Outcome::Rows(schema, df.collect().await?))
         }
         PlanKind::Insert(plan, on_conflict) => {

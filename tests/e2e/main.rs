@@ -1,5 +1,6 @@
 //! End-to-end tests: every test talks to a real `nowdb` process over the Postgres protocol.
 
+mod abuse;
 mod clients;
 mod durability;
 mod errors;

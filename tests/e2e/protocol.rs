@@ -178,6 +178,16 @@ async fn key_lookups_are_point_reads_and_time_ranges_prune() {
     assert!(p.contains("access=full_scan"), "{p}");
     let rows = c.query("SELECT a, b, v FROM pairs WHERE a = $1 AND b = $2", &[&1i32, &"y"]).await.unwrap();
     assert_eq!(rows[0].get::<_, i32>("v"), 11);
+    // The prepared point read: found, missing, NULL key, and a key of another column order.
+    let get = c.prepare("SELECT country, user_id AS id FROM users WHERE user_id = $1").await.unwrap();
+    let names: Vec<&str> = get.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, vec!["country", "id"]);
+    let rows = c.query(&get, &[&3i64]).await.unwrap();
+    assert_eq!((rows[0].get::<_, String>(0), rows[0].get::<_, i64>(1)), ("DE".to_string(), 3));
+    assert!(c.query(&get, &[&42i64]).await.unwrap().is_empty());
+    assert!(c.query(&get, &[&None::<i64>]).await.unwrap().is_empty());
+    let rows = c.query("SELECT v FROM pairs WHERE b = $1 AND a = $2", &[&"x", &2i32]).await.unwrap();
+    assert_eq!(rows[0].get::<_, i32>(0), 12);
     let rows = rows_of(&c.simple_query("SELECT user_id FROM users WHERE user_id IN (3, 1, 99) ORDER BY user_id").await.unwrap());
     assert_eq!(rows, vec![vec![Some("1".into())], vec![Some("3".into())]]);
     // Two INSERTs made two stored batches; a February range reads only the second.
@@ -187,4 +197,10 @@ async fn key_lookups_are_point_reads_and_time_ranges_prune() {
     assert!(p.contains("entries_read=1, batches_pruned=1"), "{p}");
     let rows = rows_of(&c.simple_query("SELECT id FROM ev WHERE ts >= '2024-02-01 00:00:00' ORDER BY id").await.unwrap());
     assert_eq!(rows, vec![vec![Some("3".into())], vec![Some("4".into())]]);
+    // After DROP and re-CREATE the prepared read sees the new table.
+    c.batch_execute("DROP TABLE users; CREATE TABLE users (user_id BIGINT PRIMARY KEY, country TEXT); INSERT INTO users VALUES (3, 'NL')")
+        .await
+        .unwrap();
+    let rows = c.query(&get, &[&3i64]).await.unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "NL");
 }

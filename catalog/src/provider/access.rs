@@ -77,7 +77,7 @@ impl Access {
     }
 }
 
-fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+pub(crate) fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     match e {
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
             split_and(left, out);
@@ -207,7 +207,7 @@ fn point_keys(table: &Table, conjuncts: &[&Expr]) -> Option<Vec<Vec<u8>>> {
 }
 
 /// Casts a literal to the column type only when the value survives unchanged.
-fn cast_exact(v: &ScalarValue, target: &DataType) -> Option<ScalarValue> {
+pub(crate) fn cast_exact(v: &ScalarValue, target: &DataType) -> Option<ScalarValue> {
     if v.data_type() == *target {
         return Some(v.clone());
     }

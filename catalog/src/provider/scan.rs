@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -131,6 +131,7 @@ impl ExecutionPlan for TableScanExec {
             table: self.table.clone(),
             access: self.access.clone(),
             projection: self.projection.clone(),
+            schema: self.schema.clone(),
             remaining: self.limit.unwrap_or(usize::MAX),
             counters: self.counters.clone(),
             tx,
@@ -148,6 +149,8 @@ struct Reader {
     table: Arc<Table>,
     access: Access,
     projection: Option<Vec<usize>>,
+    /// The projected schema batches are emitted with.
+    schema: SchemaRef,
     remaining: usize,
     counters: Arc<ScanCounters>,
     tx: mpsc::Sender<DfResult<RecordBatch>>,
@@ -172,24 +175,22 @@ impl Reader {
         }
         let batch = if batch.num_rows() > self.remaining { batch.slice(0, self.remaining) } else { batch };
         self.remaining -= batch.num_rows();
-        let batch = match &self.projection {
-            Some(p) => batch.project(p).map_err(arrow_err)?,
-            None => batch,
-        };
         Ok(self.tx.blocking_send(Ok(batch)).is_ok() && self.remaining > 0)
     }
 
+    /// Decodes the projected columns of a stored value.
     fn decode(&self, bytes: &[u8]) -> nowdb_storage::Result<RecordBatch> {
-        let batch = codec::decode_batch(bytes)?;
+        let batch = codec::decode_columns(bytes, self.projection.as_deref())?;
         // Stored batches carry the table's schema; re-wrap to share the exact SchemaRef.
-        Ok(RecordBatch::try_new(self.table.schema().clone(), batch.columns().to_vec())?)
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(self.schema.clone(), batch.columns().to_vec(), &options)?)
     }
 
     fn flush_rows(&mut self, rows: &mut Vec<RecordBatch>) -> Result<bool> {
         if rows.is_empty() {
             return Ok(true);
         }
-        let batch = concat_batches(self.table.schema(), rows.iter()).map_err(arrow_err)?;
+        let batch = concat_batches(&self.schema, rows.iter()).map_err(arrow_err)?;
         rows.clear();
         self.emit(batch)
     }
