@@ -39,6 +39,15 @@ struct Args {
     /// CSV of latency percentiles, for the chart.
     #[arg(long)]
     curves: PathBuf,
+    /// Workloads to run.
+    #[arg(long, value_delimiter = ',', default_value = "lookup,ingest,freshness")]
+    workloads: Vec<String>,
+    /// Systems to run them on.
+    #[arg(long, value_delimiter = ',', default_value = "nowdb,postgres,redis")]
+    systems: Vec<String>,
+    /// A command nowdb is started under, e.g. `perf record -g -o nowdb.data --` (profiling).
+    #[arg(long, allow_hyphen_values = true)]
+    nowdb_wrapper: Option<String>,
 }
 
 fn scale(arg: ScaleArg) -> Scale {
@@ -66,76 +75,96 @@ async fn run(args: &Args) -> Result<(), String> {
         ScaleArg::Small => "small",
         ScaleArg::Full => "full",
     };
-    eprintln!("starting nowdb, PostgreSQL, Redis ...");
-    let nowdb = peers::Nowdb::start(&args.nowdb)?;
-    let pg = peers::Postgres::start()?;
-    let redis = peers::Redis::start()?;
-    let systems = [
-        PgSystem { name: "nowdb", conn: nowdb.conn_str() },
-        PgSystem { name: "postgres", conn: pg.conn_str() },
-    ];
+    let want = |name: &str| args.systems.iter().any(|x| x == name);
+    let workload = |name: &str| args.workloads.iter().any(|x| x == name);
+    eprintln!("starting {} ...", args.systems.join(", "));
+    let wrapper: Vec<String> = args.nowdb_wrapper.as_deref().unwrap_or("").split_whitespace().map(String::from).collect();
+    let nowdb = peers::Nowdb::start(&args.nowdb, &wrapper)?;
+    let pg = if want("postgres") { Some(peers::Postgres::start()?) } else { None };
+    let redis = if want("redis") { Some(peers::Redis::start()?) } else { None };
+    let mut systems = vec![PgSystem { name: "nowdb", conn: nowdb.conn_str() }];
+    if let Some(pg) = &pg {
+        systems.push(PgSystem { name: "postgres", conn: pg.conn_str() });
+    }
     let mut results = Vec::new();
     let mut notes = Vec::new();
 
-    eprintln!("loading {} feature rows ...", s.keys);
-    for sys in &systems {
-        let t = workloads::load_features(sys, s).await?;
-        notes.push(format!("load of {} 10-column feature rows by COPY: {} {:.1} s", s.keys, sys.name, t.as_secs_f64()));
-    }
-    let t = workloads::load_redis(redis.port, s).await?;
-    notes.push(format!("load into Redis hashes (pipelined HSET): {:.1} s", t.as_secs_f64()));
-
-    for conns in [1, 16] {
-        eprintln!("lookups from {conns} connection(s) ...");
+    if workload("lookup") {
+        eprintln!("loading {} feature rows ...", s.keys);
         for sys in &systems {
-            results.push(workloads::lookup(sys, s, conns).await?);
+            let t = workloads::load_features(sys, s).await?;
+            notes.push(format!("load of {} 10-column feature rows by COPY: {} {:.1} s", s.keys, sys.name, t.as_secs_f64()));
         }
-        results.push(workloads::lookup_redis(redis.port, s, conns).await?);
+        if let Some(r) = &redis {
+            let t = workloads::load_redis(r.port, s).await?;
+            notes.push(format!("load into Redis hashes (pipelined HSET): {:.1} s", t.as_secs_f64()));
+        }
+        for conns in [1, 16] {
+            eprintln!("lookups from {conns} connection(s) ...");
+            for sys in &systems {
+                results.push(workloads::lookup(sys, s, conns).await?);
+            }
+            if let Some(r) = &redis {
+                results.push(workloads::lookup_redis(r.port, s, conns).await?);
+            }
+        }
     }
 
-    eprintln!("ingest ...");
-    let no_views = "event table; continuous views not implemented yet";
     let trigger = "events + per-row trigger upserting user_stats";
-    workloads::create_events(&systems[0], false).await?;
-    workloads::create_events(&systems[1], true).await?;
-    results.push(workloads::ingest_copy(&systems[0], s, no_views).await?);
-    results.push(workloads::ingest_copy(&systems[1], s, trigger).await?);
-    results.push(workloads::ingest_insert(&systems[0], s, no_views).await?);
-    results.push(workloads::ingest_insert(&systems[1], s, trigger).await?);
+    if workload("ingest") {
+        eprintln!("ingest ...");
+        let no_views = "event table; continuous views not implemented yet";
+        for (i, sys) in systems.iter().enumerate() {
+            let is_pg = i > 0;
+            let note = if is_pg { trigger } else { no_views };
+            workloads::create_events(sys, is_pg).await?;
+            results.push(workloads::ingest_copy(sys, s, note).await?);
+            results.push(workloads::ingest_insert(sys, s, note).await?);
+        }
+    }
 
-    eprintln!("freshness ...");
-    let c = tokio_postgres::connect(&systems[0].conn, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
-    tokio::spawn(c.1);
-    c.0.batch_execute("CREATE TABLE user_stats (user_id BIGINT PRIMARY KEY, n BIGINT NOT NULL, total DOUBLE PRECISION NOT NULL)")
-        .await
-        .map_err(|e| e.to_string())?;
-    results.push(
-        workloads::freshness(
-            &systems[0],
-            s,
-            "INSERT INTO user_stats VALUES ($1, 1, $2) ON CONFLICT (user_id) DO UPDATE SET n = user_stats.n + 1, total = user_stats.total + excluded.total",
-            "SELECT total FROM user_stats WHERE user_id = $1",
-            "application upsert into a keyed table (views not implemented yet)",
-        )
-        .await?,
-    );
-    results.push(
-        workloads::freshness(
-            &systems[1],
-            s,
-            "INSERT INTO events VALUES ($1, $2, now())",
-            "SELECT total FROM user_stats WHERE user_id = $1",
-            trigger,
-        )
-        .await?,
-    );
+    if workload("freshness") {
+        eprintln!("freshness ...");
+        let c = tokio_postgres::connect(&systems[0].conn, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+        tokio::spawn(c.1);
+        c.0.batch_execute("CREATE TABLE user_stats (user_id BIGINT PRIMARY KEY, n BIGINT NOT NULL, total DOUBLE PRECISION NOT NULL)")
+            .await
+            .map_err(|e| e.to_string())?;
+        results.push(
+            workloads::freshness(
+                &systems[0],
+                s,
+                "INSERT INTO user_stats VALUES ($1, 1, $2) ON CONFLICT (user_id) DO UPDATE SET n = user_stats.n + 1, total = user_stats.total + excluded.total",
+                "SELECT total FROM user_stats WHERE user_id = $1",
+                "application upsert into a keyed table (views not implemented yet)",
+            )
+            .await?,
+        );
+        if let Some(pg_sys) = systems.get(1) {
+            if !workload("ingest") {
+                workloads::create_events(pg_sys, true).await?;
+            }
+            results.push(
+                workloads::freshness(
+                    pg_sys,
+                    s,
+                    "INSERT INTO events VALUES ($1, $2, now())",
+                    "SELECT total FROM user_stats WHERE user_id = $1",
+                    trigger,
+                )
+                .await?,
+            );
+        }
+    }
 
-    let info = report::RunInfo {
-        scale: scale_name.into(),
-        nowdb_build: args.nowdb_build.clone(),
-        versions: vec![pg.version(), peers::Redis::version()],
-        notes,
-    };
+    let mut versions = Vec::new();
+    if let Some(pg) = &pg {
+        versions.push(pg.version());
+    }
+    if redis.is_some() {
+        versions.push(peers::Redis::version());
+    }
+    let info = report::RunInfo { scale: scale_name.into(), nowdb_build: args.nowdb_build.clone(), versions, notes };
     let md = report::markdown(&results, &info);
     println!("{md}");
     let mut existing = std::fs::read_to_string(&args.report).unwrap_or_default();

@@ -30,15 +30,24 @@ pub struct Nowdb {
     child: Child,
     /// Port.
     pub port: u16,
+    wrapped: bool,
     _dir: tempfile::TempDir,
 }
 
 impl Nowdb {
-    /// Starts `bin` with default (sync) durability.
-    pub fn start(bin: &Path) -> Result<Self, String> {
+    /// Starts `bin` with default (sync) durability, under `wrapper` (e.g. a profiler) if given.
+    pub fn start(bin: &Path, wrapper: &[String]) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port();
-        let mut child = Command::new(bin)
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(dir.path().join("data"))
             .env("NOWDB_LOG", "warn")
@@ -47,7 +56,7 @@ impl Nowdb {
             .spawn()
             .map_err(|e| format!("start {}: {e}", bin.display()))?;
         wait_for_port(port, "nowdb", &mut child)?;
-        Ok(Self { child, port, _dir: dir })
+        Ok(Self { child, port, wrapped: !wrapper.is_empty(), _dir: dir })
     }
 
     /// Connection string.
@@ -58,6 +67,17 @@ impl Nowdb {
 
 impl Drop for Nowdb {
     fn drop(&mut self) {
+        if self.wrapped {
+            // A profiler writes its data on SIGINT, and stops the server with it.
+            let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -115,12 +115,20 @@ pub async fn lookup(sys: &PgSystem, scale: Scale, conns: usize) -> std::result::
             Ok::<_, String>(h)
         }));
     }
+    let all = merge(tasks).await?;
+    Ok(Result::from_histogram(&format!("lookup c={conns}"), sys.name, &all, start.elapsed(), "lookups/s", ""))
+}
+
+type Task = tokio::task::JoinHandle<std::result::Result<hdrhistogram::Histogram<u64>, String>>;
+
+/// Waits for the per-connection tasks and merges their latencies.
+async fn merge(tasks: Vec<Task>) -> std::result::Result<hdrhistogram::Histogram<u64>, String> {
     let mut all = measure::histogram();
     for t in tasks {
         let h = t.await.map_err(|e| e.to_string())??;
         let _ = all.add(&h);
     }
-    Ok(Result::from_histogram(&format!("lookup c={conns}"), sys.name, &all, start.elapsed(), "lookups/s", ""))
+    Ok(all)
 }
 
 /// HGETALL lookups from `conns` connections for `secs`.
@@ -148,11 +156,7 @@ pub async fn lookup_redis(port: u16, scale: Scale, conns: usize) -> std::result:
             Ok::<_, String>(h)
         }));
     }
-    let mut all = measure::histogram();
-    for t in tasks {
-        let h = t.await.map_err(|e| e.to_string())??;
-        let _ = all.add(&h);
-    }
+    let all = merge(tasks).await?;
     Ok(Result::from_histogram(&format!("lookup c={conns}"), "redis", &all, start.elapsed(), "lookups/s", "HGETALL"))
 }
 
@@ -204,11 +208,11 @@ pub async fn ingest_copy(sys: &PgSystem, scale: Scale, note: &str) -> std::resul
     Ok(Result::throughput("ingest COPY", sys.name, scale.events, start.elapsed(), "events/s", note))
 }
 
-/// Ingests `scale.events / 5` by 1,000-row INSERT statements; returns events/s.
+/// Ingests `scale.events` by 1,000-row INSERT statements; returns events/s.
 pub async fn ingest_insert(sys: &PgSystem, scale: Scale, note: &str) -> std::result::Result<Result, String> {
     let c = connect(&sys.conn).await?;
     let users = scale.keys.max(1);
-    let total = (scale.events / 5).max(1000);
+    let total = scale.events.max(1000);
     let start = Instant::now();
     let mut i = 0;
     while i < total {

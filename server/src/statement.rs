@@ -46,6 +46,8 @@ pub enum PlanKind {
 pub struct Prepared {
     /// The statement as parsed.
     pub stmt: Statement,
+    /// Its SQL text (for logs and spans, computed once).
+    pub sql: String,
     /// How it executes.
     pub kind: PlanKind,
     /// Parameter types DataFusion inferred (`$1` first); `None` where it could not.
@@ -120,7 +122,8 @@ pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<
         PlanKind::Query(p) | PlanKind::Insert(p, _) | PlanKind::Update(p) | PlanKind::Delete(p) => ordered_params(p)?,
         PlanKind::Utility => Vec::new(),
     };
-    limit_params_are_bigint(&stmt, &mut param_types);
+    let sql = stmt.to_string();
+    limit_params_are_bigint(&sql, &mut param_types);
     let n = param_types.len().max(client_types.len());
     let param_wire_types = (0..n)
         .map(|i| match (client_types.get(i).cloned().flatten(), param_types.get(i).cloned().flatten()) {
@@ -134,7 +137,7 @@ pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<
         PlanKind::Query(plan) => PointLookup::recognize(session.engine().catalog(), plan),
         _ => None,
     };
-    Ok(Prepared { stmt, kind, param_types, param_wire_types, result, lookup, generation })
+    Ok(Prepared { stmt, sql, kind, param_types, param_wire_types, result, lookup, generation })
 }
 
 fn ordered_params(plan: &LogicalPlan) -> NowResult<Vec<Option<DataType>>> {
@@ -157,8 +160,8 @@ fn ordered_params(plan: &LogicalPlan) -> NowResult<Vec<Option<DataType>>> {
 }
 
 /// `LIMIT $n` / `OFFSET $n`: Postgres types these bigint; DataFusion leaves them untyped.
-fn limit_params_are_bigint(stmt: &Statement, types: &mut Vec<Option<DataType>>) {
-    let sql = stmt.to_string().to_ascii_uppercase();
+fn limit_params_are_bigint(sql: &str, types: &mut Vec<Option<DataType>>) {
+    let sql = sql.to_ascii_uppercase();
     for keyword in ["LIMIT $", "OFFSET $"] {
         for (pos, _) in sql.match_indices(keyword) {
             let digits: String = sql[pos + keyword.len()..].chars().take_while(char::is_ascii_digit).collect();

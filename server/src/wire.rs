@@ -162,13 +162,13 @@ impl SimpleQueryHandler for Handlers {
         let session = session(client, &self.engine);
         let mut responses = Vec::with_capacity(statements.len());
         let no_params = datafusion::common::ParamValues::List(vec![]);
+        let span = info_span!("query", sql = %truncate(query));
         for stmt in statements {
-            let span = info_span!("query", sql = %truncate(&stmt.to_string()));
             let result = async {
                 let prepared = statement::prepare(&session, stmt, &[]).await?;
                 statement::execute(&session, &prepared, &no_params).await
             }
-            .instrument(span)
+            .instrument(span.clone())
             .await;
             match result {
                 Ok(outcome) => responses.push(respond(client, outcome, &Format::UnifiedText).await?),
@@ -218,7 +218,7 @@ impl ExtendedQueryHandler for Handlers {
         let params = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, &inferred, &wire)?;
         let session = session(client, &self.engine);
         let outcome = statement::execute(&session, &prepared, &params)
-            .instrument(info_span!("execute", sql = %truncate(&prepared.stmt.to_string())))
+            .instrument(info_span!("execute", sql = %truncate(&prepared.sql)))
             .await?;
         respond(client, outcome, &portal.result_column_format).await
     }
