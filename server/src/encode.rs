@@ -27,11 +27,16 @@ pub fn query_response(
     options: Arc<FormatOptions>,
 ) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(fields(schema, format, Some(options))?);
+    Ok(rows_response(fields, batches))
+}
+
+/// A query response with a ready row description.
+pub fn rows_response(fields: Arc<Vec<FieldInfo>>, batches: Vec<RecordBatch>) -> QueryResponse {
     let row_fields = fields.clone();
     let rows = batches
         .into_iter()
         .flat_map(move |b| arrow_pg::datatypes::encode_recordbatch(row_fields.clone(), b));
-    Ok(QueryResponse::new(fields, stream::iter(rows.collect::<Vec<_>>())))
+    QueryResponse::new(fields, stream::iter(rows.collect::<Vec<_>>()))
 }
 
 /// COPY TO STDOUT payloads: one CopyData per row (the CSV header rides with the first row,

@@ -7,6 +7,11 @@ use nowdb_server::Config;
 use nowdb_storage::Durability;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: allocation was a tenth of the server's CPU time in the lookup and ingest profiles
+/// (docs/BENCHMARKS.md) with glibc malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "nowdb", version, about = "Real-time feature store and inference database, Postgres wire compatible")]
 struct Cli {

@@ -2,7 +2,7 @@
 //! [`execute`] runs it with bound parameters. The simple protocol is prepare + execute with no
 //! parameters, so both protocols share one path.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::scalar::ScalarValue;
 use nowdb_catalog::provider::lookup::PointLookup;
-use pgwire::api::results::Tag;
+use pgwire::api::results::{FieldInfo, Tag};
 use pgwire::api::Type;
 use tracing::debug;
 
@@ -60,6 +60,9 @@ pub struct Prepared {
     pub lookup: Option<PointLookup>,
     /// The catalog generation the plan was made against.
     pub generation: u64,
+    /// The row description in binary format, built on first use (it does not depend on
+    /// session settings, unlike text format).
+    pub binary_fields: Arc<OnceLock<Arc<Vec<FieldInfo>>>>,
 }
 
 /// The result of executing a statement.
@@ -137,7 +140,7 @@ pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<
         PlanKind::Query(plan) => PointLookup::recognize(session.engine().catalog(), plan),
         _ => None,
     };
-    Ok(Prepared { stmt, sql, kind, param_types, param_wire_types, result, lookup, generation })
+    Ok(Prepared { stmt, sql, kind, param_types, param_wire_types, result, lookup, generation, binary_fields: Default::default() })
 }
 
 fn ordered_params(plan: &LogicalPlan) -> NowResult<Vec<Option<DataType>>> {

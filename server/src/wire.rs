@@ -220,7 +220,22 @@ impl ExtendedQueryHandler for Handlers {
         let outcome = statement::execute(&session, &prepared, &params)
             .instrument(info_span!("execute", sql = %truncate(&prepared.sql)))
             .await?;
-        respond(client, outcome, &portal.result_column_format).await
+        match (outcome, &portal.result_column_format) {
+            // Binary rows of a known shape: reuse the statement's row description.
+            (Outcome::Rows(schema, batches), Format::UnifiedBinary)
+                if prepared.result.as_ref().is_some_and(|r| r.fields().len() == schema.fields().len()) =>
+            {
+                let fields = match prepared.binary_fields.get() {
+                    Some(f) => f.clone(),
+                    None => {
+                        let f = Arc::new(encode::fields(&schema, &Format::UnifiedBinary, None)?);
+                        prepared.binary_fields.get_or_init(|| f).clone()
+                    }
+                };
+                Ok(Response::Query(encode::rows_response(fields, batches)))
+            }
+            (outcome, format) => respond(client, outcome, format).await,
+        }
     }
 }
 

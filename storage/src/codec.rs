@@ -14,7 +14,8 @@ use crate::{Result, StorageError};
 
 /// Encodes one batch as an Arrow IPC stream.
 pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(batch.get_array_memory_size() + 512);
+    // Not `get_array_memory_size()`: for a slice that is the whole parent's buffers.
+    let mut buf = Vec::with_capacity(1024);
     {
         let mut writer = StreamWriter::try_new(&mut buf, batch.schema_ref())?;
         writer.write(batch)?;
@@ -53,6 +54,15 @@ mod tests {
         let batch = RecordBatch::try_from_iter(vec![("a", a), ("b", b)]).unwrap();
         let bytes = encode_batch(&batch).unwrap();
         assert_eq!(decode_batch(&bytes).unwrap(), batch);
+    }
+
+    #[test]
+    fn a_slice_encodes_only_its_rows() {
+        let a: ArrayRef = Arc::new(Int64Array::from((0..100_000).collect::<Vec<i64>>()));
+        let batch = RecordBatch::try_from_iter(vec![("a", a)]).unwrap();
+        let one = encode_batch(&batch.slice(50_000, 1)).unwrap();
+        assert!(one.len() < 2_000, "a one-row slice took {} bytes", one.len());
+        assert_eq!(decode_batch(&one).unwrap(), batch.slice(50_000, 1));
     }
 
     #[test]
