@@ -57,6 +57,12 @@ pub enum CatalogError {
     DataFusion(#[from] DataFusionError),
 }
 
+impl From<datafusion::arrow::error::ArrowError> for CatalogError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        CatalogError::DataFusion(DataFusionError::ArrowError(Box::new(e), None))
+    }
+}
+
 /// Coarse classes of [`CatalogError`], mapped to SQLSTATEs in the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CatalogErrorKind {

@@ -64,15 +64,11 @@ pub fn conform(def: &TableDef, schema: &datafusion::arrow::datatypes::SchemaRef,
         let col = if col.data_type() == target {
             col.clone()
         } else {
-            cast_with_options(col, target, &opts).map_err(|e| {
-                CatalogError::DataFusion(datafusion::error::DataFusionError::ArrowError(Box::new(e), None))
-            })?
+            cast_with_options(col, target, &opts)?
         };
         columns.push(col);
     }
-    Ok(RecordBatch::try_new(schema.clone(), columns).map_err(|e| {
-        CatalogError::DataFusion(datafusion::error::DataFusionError::ArrowError(Box::new(e), None))
-    })?)
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// Inserts rows; returns the number of rows inserted or updated.
@@ -134,7 +130,7 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
             })?;
             stored.push(conform(def, table.schema(), &codec::decode_batch(bytes)?)?);
         }
-        let existing_rows = concat_batches(table.schema(), &stored).map_err(arrow_err)?;
+        let existing_rows = concat_batches(table.schema(), &stored).map_err(CatalogError::from)?;
         let idx = UInt32Array::from(conflicts.iter().map(|&r| r as u32).collect::<Vec<_>>());
         let excluded = take_rows(table, &batch, &idx)?;
         let (updated, applies) = resolver.resolve(existing_rows, excluded).await?;
@@ -269,8 +265,8 @@ fn take_rows(table: &Table, batch: &RecordBatch, idx: &UInt32Array) -> Result<Re
         .iter()
         .map(|c| take(c.as_ref(), idx, None))
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(arrow_err)?;
-    RecordBatch::try_new(table.schema().clone(), cols).map_err(arrow_err)
+        .map_err(CatalogError::from)?;
+    RecordBatch::try_new(table.schema().clone(), cols).map_err(CatalogError::from)
 }
 
 fn unique_violation(def: &TableDef, key_cols: &[ArrayRef], row: usize) -> CatalogError {
@@ -290,8 +286,4 @@ fn append_only(table: &Table) -> CatalogError {
         "\"{}\" is an append-only event table: UPDATE and DELETE need a primary key",
         table.name()
     ))
-}
-
-fn arrow_err(e: datafusion::arrow::error::ArrowError) -> CatalogError {
-    CatalogError::DataFusion(datafusion::error::DataFusionError::ArrowError(Box::new(e), None))
 }

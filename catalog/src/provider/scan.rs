@@ -190,7 +190,7 @@ impl Reader {
         if rows.is_empty() {
             return Ok(true);
         }
-        let batch = concat_batches(&self.schema, rows.iter()).map_err(arrow_err)?;
+        let batch = concat_batches(&self.schema, rows.iter()).map_err(CatalogError::from)?;
         rows.clear();
         self.emit(batch)
     }
@@ -279,8 +279,4 @@ impl Reader {
         }
         Ok(())
     }
-}
-
-fn arrow_err(e: datafusion::arrow::error::ArrowError) -> CatalogError {
-    CatalogError::DataFusion(DataFusionError::ArrowError(Box::new(e), None))
 }
