@@ -23,8 +23,9 @@ pub struct Table {
     store: Arc<dyn Store>,
     /// Next append-log sequence number (event tables).
     next_seq: AtomicU64,
-    /// Serializes read-check-write sequences on keyed tables (uniqueness, ON CONFLICT).
-    pub(crate) write_lock: tokio::sync::Mutex<()>,
+    /// Serializes read-check-write sequences on keyed tables (uniqueness, ON CONFLICT,
+    /// UPDATE and DELETE from the rows they read).
+    write_lock: tokio::sync::Mutex<()>,
 }
 
 impl Table {
@@ -53,11 +54,21 @@ impl Table {
         matches!(self.def.kind, TableKind::Keyed { .. })
     }
 
+    /// Takes the table's write lock. UPDATE and DELETE hold it from reading the rows they change
+    /// until their write is durable, so concurrent read-modify-writes do not lose updates.
+    pub async fn lock_writes(&self) -> WriteGuard<'_> {
+        WriteGuard(self.write_lock.lock().await)
+    }
+
     /// Reserves `n` consecutive append-log sequence numbers; returns the first.
     pub(crate) fn reserve_seqs(&self, n: u64) -> u64 {
         self.next_seq.fetch_add(n, Ordering::SeqCst)
     }
 }
+
+/// Proof that the holder has the table's write lock.
+#[derive(Debug)]
+pub struct WriteGuard<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, ()>);
 
 /// All tables, persisted in [`Cf::Catalog`].
 #[derive(Debug)]

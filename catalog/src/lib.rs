@@ -19,7 +19,7 @@ pub mod table;
 pub mod types;
 pub mod write;
 
-pub use catalog::{Catalog, Table};
+pub use catalog::{Catalog, Table, WriteGuard};
 pub use error::{CatalogError, CatalogErrorKind};
 pub use table::{ColumnDef, TableDef, TableKind};
 pub use types::SqlType;

@@ -13,7 +13,7 @@ use datafusion::arrow::compute::{cast_with_options, concat_batches, take, CastOp
 use datafusion::arrow::util::display::array_value_to_string;
 use nowdb_storage::{codec, keys, BatchStats, Cf, Store, WriteSet};
 
-use crate::catalog::Table;
+use crate::catalog::{Table, WriteGuard};
 use crate::table::TableDef;
 use crate::{CatalogError, Result};
 
@@ -86,7 +86,7 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
         }
         return append(table, &batch).await;
     }
-    let _guard = table.write_lock.lock().await;
+    let _guard = table.lock_writes().await;
     let def = table.def();
     let key_cols = key_columns(def, &batch);
     let mut row_keys = Vec::with_capacity(batch.num_rows());
@@ -173,12 +173,12 @@ async fn append(table: &Table, batch: &RecordBatch) -> Result<u64> {
 }
 
 /// Deletes the rows whose primary keys are in `rows` (which holds at least the key columns,
-/// named as in the table). Returns the number of rows deleted.
-pub async fn delete(table: &Table, rows: &RecordBatch) -> Result<u64> {
+/// named as in the table). Returns the number of rows deleted. The caller holds the table's
+/// write lock since it read `rows`.
+pub async fn delete(table: &Table, _lock: &WriteGuard<'_>, rows: &RecordBatch) -> Result<u64> {
     if !table.is_keyed() {
         return Err(append_only(table));
     }
-    let _guard = table.write_lock.lock().await;
     let key_cols = named_key_columns(table.def(), rows)?;
     let mut ws = WriteSet::new();
     let mut seen = HashSet::new();
@@ -194,14 +194,14 @@ pub async fn delete(table: &Table, rows: &RecordBatch) -> Result<u64> {
 }
 
 /// Replaces rows: `old_keys` holds the key columns of the rows as they were (named as in the
-/// table), `new_rows` the full new rows, row-aligned. Returns the number of rows updated.
-pub async fn update(table: &Table, old_keys: &RecordBatch, new_rows: &RecordBatch) -> Result<u64> {
+/// table), `new_rows` the full new rows, row-aligned. Returns the number of rows updated. The
+/// caller holds the table's write lock since it read the rows.
+pub async fn update(table: &Table, _lock: &WriteGuard<'_>, old_keys: &RecordBatch, new_rows: &RecordBatch) -> Result<u64> {
     if !table.is_keyed() {
         return Err(append_only(table));
     }
     let def = table.def();
     let new_rows = conform(def, table.schema(), new_rows)?;
-    let _guard = table.write_lock.lock().await;
     let old_cols = named_key_columns(def, old_keys)?;
     let new_cols = key_columns(def, &new_rows);
     let mut ws = WriteSet::new();

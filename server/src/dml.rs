@@ -266,6 +266,8 @@ pub async fn update(engine: &Engine, plan: &LogicalPlan) -> NowResult<u64> {
         exprs.push(Expr::Column(c).alias(format!("{OLD_KEY_PREFIX}{name}")));
     }
     let plan = LogicalPlan::Projection(Projection::try_new(exprs, p.input.clone())?);
+    // Read and write under the table's write lock: concurrent `SET n = n + 1` lose nothing.
+    let lock = table.lock_writes().await;
     let Some(rows) = run(engine.ctx(), plan).await? else {
         return Ok(0);
     };
@@ -279,7 +281,7 @@ pub async fn update(engine: &Engine, plan: &LogicalPlan) -> NowResult<u64> {
         .collect();
     let old_keys = RecordBatch::try_new(Arc::new(Schema::new(key_fields)), rows.columns()[n..].to_vec())
         .map_err(datafusion::error::DataFusionError::from)?;
-    Ok(write::update(&table, &old_keys, &new_rows).await?)
+    Ok(write::update(&table, &lock, &old_keys, &new_rows).await?)
 }
 
 /// Executes a planned DELETE; returns the number of rows deleted.
@@ -287,10 +289,11 @@ pub async fn delete(engine: &Engine, plan: &LogicalPlan) -> NowResult<u64> {
     let dml = dml_parts(plan)?;
     let table = target_table(engine, dml)?;
     require_keyed(&table, "DELETE")?;
+    let lock = table.lock_writes().await;
     let Some(rows) = run(engine.ctx(), dml.input.as_ref().clone()).await? else {
         return Ok(0);
     };
-    Ok(write::delete(&table, &rows).await?)
+    Ok(write::delete(&table, &lock, &rows).await?)
 }
 
 fn require_keyed(table: &Table, what: &str) -> NowResult<()> {

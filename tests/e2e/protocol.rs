@@ -204,3 +204,24 @@ async fn key_lookups_are_point_reads_and_time_ranges_prune() {
     let rows = c.query(&get, &[&3i64]).await.unwrap();
     assert_eq!(rows[0].get::<_, String>(0), "NL");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_read_modify_write_updates_lose_nothing() {
+    let server = TestServer::start();
+    let setup = server.connect().await;
+    setup.batch_execute("CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL); INSERT INTO counters VALUES (1, 0)").await.unwrap();
+    let mut writers = Vec::new();
+    for _ in 0..4 {
+        let c = server.connect().await;
+        writers.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                assert_eq!(c.execute("UPDATE counters SET n = n + 1 WHERE id = 1", &[]).await.unwrap(), 1);
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let n: i64 = setup.query_one("SELECT n FROM counters WHERE id = 1", &[]).await.unwrap().get(0);
+    assert_eq!(n, 100);
+}
