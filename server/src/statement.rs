@@ -32,7 +32,7 @@ pub enum PlanKind {
     /// A query DataFusion runs (SELECT, VALUES, EXPLAIN, ...).
     Query(LogicalPlan),
     /// INSERT, with its ON CONFLICT clause.
-    Insert(LogicalPlan, Option<OnConflict>),
+    Insert(LogicalPlan, Option<Box<OnConflict>>),
     /// UPDATE.
     Update(LogicalPlan),
     /// DELETE.
@@ -99,7 +99,7 @@ pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<
         }
         Statement::Insert(insert) => {
             let (plan, on_conflict) = dml::plan_insert(ctx, insert).await?;
-            (PlanKind::Insert(plan, on_conflict), None)
+            (PlanKind::Insert(plan, on_conflict.map(Box::new)), None)
         }
         Statement::Update(_) | Statement::Delete(_) => {
             let plan = dml::plan_statement(ctx, stmt.clone()).await?;
@@ -253,7 +253,7 @@ async fn run(session: &Session, prepared: &Prepared, params: &ParamValues) -> No
             Ok(Outcome::Rows(schema, df.collect().await?))
         }
         PlanKind::Insert(plan, on_conflict) => {
-            let n = dml::insert(engine, &bind(plan, params)?, on_conflict.as_ref(), params).await?;
+            let n = dml::insert(engine, &bind(plan, params)?, on_conflict.as_deref(), params).await?;
             Ok(Outcome::Command(Tag::new("INSERT").with_oid(0).with_rows(n as usize)))
         }
         PlanKind::Update(plan) => {

@@ -8,7 +8,7 @@ use rocksdb::{
 };
 use tracing::info;
 
-use crate::store::{Cf, ScanControl, Store, WriteOp, WriteSet};
+use crate::store::{Cf, ScanControl, Store, Visit, WriteOp, WriteSet};
 use crate::{Result, StorageError};
 
 /// When a write is acknowledged.
@@ -71,7 +71,7 @@ impl Store for RocksStore {
         cf: Cf,
         start: &[u8],
         end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<ScanControl>,
+        visit: Visit<'_>,
     ) -> Result<()> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(end.to_vec());

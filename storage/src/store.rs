@@ -113,6 +113,9 @@ pub enum ScanControl {
     Stop,
 }
 
+/// A scan's per-entry callback: `(key, value)` in key order.
+pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<ScanControl>;
+
 /// Durable ordered key-value storage with column families.
 ///
 /// Reads see every write that returned `Ok` before they started. A scan reads from one
@@ -130,7 +133,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         cf: Cf,
         start: &[u8],
         end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<ScanControl>,
+        visit: Visit<'_>,
     ) -> Result<()>;
 
     /// The greatest key in `[start, end)`, if any.

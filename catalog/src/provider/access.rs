@@ -178,7 +178,7 @@ fn point_keys(table: &Table, conjuncts: &[&Expr]) -> Option<Vec<Vec<u8>>> {
         if total > MAX_POINT_KEYS {
             return None;
         }
-        per_column.push(ScalarValue::iter_to_array(cast.into_iter()).ok()?);
+        per_column.push(ScalarValue::iter_to_array(cast).ok()?);
     }
     // Cartesian product of the candidate values, key order.
     let mut combos: Vec<Vec<usize>> = vec![vec![]];
