@@ -101,17 +101,22 @@ fn literal(e: &Expr) -> Option<&ScalarValue> {
     }
 }
 
+/// `column <op> literal` or `literal <op> column`: the column's name and the literal.
+fn column_vs_literal<'a>(left: &'a Expr, right: &'a Expr) -> Option<(&'a str, &'a ScalarValue)> {
+    match (column_name(left), literal(right), column_name(right), literal(left)) {
+        (Some(c), Some(v), _, _) | (_, _, Some(c), Some(v)) => Some((c, v)),
+        _ => None,
+    }
+}
+
 /// Equality candidates per column name: `col = lit`, `lit = col`, `col IN (lits)`.
 fn equalities<'a>(conjuncts: &[&'a Expr]) -> HashMap<&'a str, Vec<ScalarValue>> {
     let mut out: HashMap<&str, Vec<ScalarValue>> = HashMap::new();
     for e in conjuncts {
         match e {
             Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
-                let pair = match (column_name(left), literal(right), column_name(right), literal(left)) {
-                    (Some(c), Some(v), _, _) | (_, _, Some(c), Some(v)) => Some((c, v.clone())),
-                    _ => None,
-                };
-                if let Some((c, v)) = pair {
+                if let Some((c, v)) = column_vs_literal(left, right) {
+                    let v = v.clone();
                     // Two equalities on one column: keep the intersection.
                     match out.get_mut(c) {
                         Some(existing) => existing.retain(|x| *x == v),
@@ -155,10 +160,7 @@ fn or_equalities(e: &Expr) -> Option<(&str, Vec<ScalarValue>)> {
             })
         }
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
-            match (column_name(left), literal(right), column_name(right), literal(left)) {
-                (Some(c), Some(v), _, _) | (_, _, Some(c), Some(v)) => Some((c, vec![v.clone()])),
-                _ => None,
-            }
+            column_vs_literal(left, right).map(|(c, v)| (c, vec![v.clone()]))
         }
         _ => None,
     }
