@@ -94,8 +94,7 @@ impl PointLookup {
             None => return Ok(Some(RecordBatch::new_empty(schema.clone()))),
         };
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        let batch = RecordBatch::try_new_with_options(schema.clone(), batch.columns().to_vec(), &options)
-            .map_err(|e| CatalogError::DataFusion(e.into()))?;
+        let batch = RecordBatch::try_new_with_options(schema.clone(), batch.columns().to_vec(), &options)?;
         Ok(Some(batch))
     }
 
