@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use nowdb_storage::{keys, Cf, Store, WriteSet};
 use tracing::info;
 
-use crate::table::{ColumnDef, TableDef, TableKind};
+use crate::change::ChangeSink;
+use crate::table::{ColumnDef, EventTime, TableDef, TableKind, ViewMeta};
 use crate::{CatalogError, Result};
 
 const TABLE_PREFIX: &[u8] = b"table/";
@@ -26,6 +27,11 @@ pub struct Table {
     /// Serializes read-check-write sequences on keyed tables (uniqueness, ON CONFLICT,
     /// UPDATE and DELETE from the rows they read).
     write_lock: tokio::sync::Mutex<()>,
+    /// Appends hold it shared (they run concurrently); creating a view over the table holds
+    /// it exclusively while it backfills, so no append slips between backfill and view.
+    append_gate: tokio::sync::RwLock<()>,
+    /// What derives from this table's writes (the view engine), shared with the catalog.
+    sink: Arc<OnceLock<Arc<dyn ChangeSink>>>,
 }
 
 impl Table {
@@ -49,9 +55,31 @@ impl Table {
         &self.store
     }
 
-    /// Whether this is a keyed table.
+    /// Whether rows are stored by key (keyed tables and views), not in an append log.
     pub fn is_keyed(&self) -> bool {
-        matches!(self.def.kind, TableKind::Keyed { .. })
+        matches!(self.def.kind, TableKind::Keyed { .. } | TableKind::View(_))
+    }
+
+    /// Whether this is a continuous view.
+    pub fn is_view(&self) -> bool {
+        matches!(self.def.kind, TableKind::View(_))
+    }
+
+    /// The sink observing this table's writes, if any does.
+    pub fn observer(&self) -> Option<&Arc<dyn ChangeSink>> {
+        self.sink.get().filter(|s| s.observes(self.def.id))
+    }
+
+    /// Holds the append gate shared (appends run under it).
+    pub async fn share_appends(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.append_gate.read().await
+    }
+
+    /// Excludes every writer of this table: keyed writers and appends. Held while a view
+    /// over the table is created and backfilled.
+    pub async fn exclude_writers(&self) -> (WriteGuard<'_>, tokio::sync::RwLockWriteGuard<'_, ()>) {
+        let lock = self.lock_writes().await;
+        (lock, self.append_gate.write().await)
     }
 
     /// Takes the table's write lock. UPDATE and DELETE hold it from reading the rows they change
@@ -79,6 +107,8 @@ pub struct Catalog {
     ddl_lock: std::sync::Mutex<()>,
     /// Bumped by every DDL, so that prepared plans know to re-plan.
     generation: AtomicU64,
+    /// Set once by the view engine.
+    sink: Arc<OnceLock<Arc<dyn ChangeSink>>>,
 }
 
 impl Catalog {
@@ -93,15 +123,21 @@ impl Catalog {
             Ok(nowdb_storage::ScanControl::Continue)
         })?;
         let mut tables = BTreeMap::new();
+        let sink = Arc::new(OnceLock::new());
         for def in defs {
-            let table = Self::table_handle(&store, def)?;
+            let table = Self::table_handle(&store, &sink, def)?;
             info!(table = table.name(), id = table.def.id, keyed = table.is_keyed(), "recovered table");
             tables.insert(table.def.name.clone(), Arc::new(table));
         }
-        Ok(Self { store, tables: RwLock::new(tables), ddl_lock: std::sync::Mutex::new(()), generation: AtomicU64::new(0) })
+        Ok(Self { store, tables: RwLock::new(tables), ddl_lock: std::sync::Mutex::new(()), generation: AtomicU64::new(0), sink })
     }
 
-    fn table_handle(store: &Arc<dyn Store>, def: TableDef) -> Result<Table> {
+    /// Installs the sink that follows table writes (once; later calls are ignored).
+    pub fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    fn table_handle(store: &Arc<dyn Store>, sink: &Arc<OnceLock<Arc<dyn ChangeSink>>>, def: TableDef) -> Result<Table> {
         let next_seq = match def.kind {
             TableKind::Event => {
                 match store.last_key(Cf::Log, &keys::table_start(def.id), &keys::table_end(def.id))? {
@@ -109,7 +145,7 @@ impl Catalog {
                     None => 0,
                 }
             }
-            TableKind::Keyed { .. } => 0,
+            TableKind::Keyed { .. } | TableKind::View(_) => 0,
         };
         Ok(Table {
             schema: def.arrow_schema(),
@@ -117,6 +153,8 @@ impl Catalog {
             store: store.clone(),
             next_seq: AtomicU64::new(next_seq),
             write_lock: tokio::sync::Mutex::new(()),
+            append_gate: tokio::sync::RwLock::new(()),
+            sink: sink.clone(),
         })
     }
 
@@ -161,6 +199,7 @@ impl Catalog {
         name: &str,
         columns: Vec<ColumnDef>,
         primary_key: Vec<String>,
+        event_time: EventTime,
         if_not_exists: bool,
     ) -> Result<bool> {
         let _ddl = self.ddl_lock.lock().map_err(|_| poisoned())?;
@@ -168,34 +207,109 @@ impl Catalog {
             return if if_not_exists { Ok(false) } else { Err(CatalogError::TableExists(name.into())) };
         }
         let id = self.next_table_id()?;
-        let def = TableDef::new(id, name.to_string(), columns, primary_key)?;
-        let mut ws = WriteSet::new();
-        ws.put(Cf::Catalog, table_key(id), serde_json::to_vec(&def).map_err(json_err)?);
-        ws.put(Cf::Catalog, NEXT_ID_KEY.to_vec(), (id + 1).to_be_bytes().to_vec());
-        self.store.write(ws)?;
-        let table = Arc::new(Self::table_handle(&self.store, def)?);
-        self.tables.write().map_err(|_| poisoned())?.insert(name.to_string(), table);
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        let mut def = TableDef::new(id, name.to_string(), columns, primary_key)?;
+        def.event_time = event_time;
+        self.persist_new(def, WriteSet::new())?;
         info!(table = name, id, "created table");
         Ok(true)
     }
 
-    /// Drops a table and all its rows. Returns `Ok(false)` when absent and `if_exists` is set.
-    pub fn drop_table(&self, name: &str, if_exists: bool) -> Result<bool> {
+    /// Reserves the id a view about to be created will get, and holds DDL off until
+    /// [`Catalog::create_view`] (or the returned guard's drop).
+    pub fn begin_view(&self) -> Result<(u32, std::sync::MutexGuard<'_, ()>)> {
+        let guard = self.ddl_lock.lock().map_err(|_| poisoned())?;
+        Ok((self.next_table_id()?, guard))
+    }
+
+    /// Creates a view with id `id` (from [`Catalog::begin_view`]); `backfill` holds the
+    /// view's initial rows and state, committed with the definition.
+    pub fn create_view(
+        &self,
+        _ddl: std::sync::MutexGuard<'_, ()>,
+        id: u32,
+        name: &str,
+        columns: Vec<ColumnDef>,
+        meta: ViewMeta,
+        event_time: EventTime,
+        backfill: WriteSet,
+    ) -> Result<Arc<Table>> {
+        if self.table(name).is_some() {
+            return Err(CatalogError::TableExists(name.into()));
+        }
+        let mut def = TableDef::new(id, name.to_string(), columns, vec![])?;
+        for &k in &meta.primary_key {
+            if k >= def.columns.len() {
+                return Err(CatalogError::InvalidDefinition("view key column out of range".into()));
+            }
+        }
+        def.kind = TableKind::View(meta);
+        def.event_time = event_time;
+        let table = self.persist_new(def, backfill)?;
+        info!(view = name, id, "created materialized view");
+        Ok(table)
+    }
+
+    fn persist_new(&self, def: TableDef, mut ws: WriteSet) -> Result<Arc<Table>> {
+        let id = def.id;
+        ws.put(Cf::Catalog, table_key(id), serde_json::to_vec(&def).map_err(json_err)?);
+        ws.put(Cf::Catalog, NEXT_ID_KEY.to_vec(), (id + 1).to_be_bytes().to_vec());
+        self.store.write(ws)?;
+        let name = def.name.clone();
+        let table = Arc::new(Self::table_handle(&self.store, &self.sink, def)?);
+        self.tables.write().map_err(|_| poisoned())?.insert(name, table.clone());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(table)
+    }
+
+    /// The views that read `name` directly.
+    pub fn dependents(&self, name: &str) -> Vec<Arc<Table>> {
+        self.tables()
+            .into_iter()
+            .filter(|t| t.def.view().is_some_and(|v| v.sources.iter().any(|s| s == name)))
+            .collect()
+    }
+
+    /// Drops a table or view and all its rows and state. Returns `Ok(false)` when absent and
+    /// `if_exists` is set. Views reading it are dropped too with `cascade`; without, their
+    /// existence fails the drop (2BP01).
+    pub fn drop_table(&self, name: &str, if_exists: bool, cascade: bool) -> Result<bool> {
         let _ddl = self.ddl_lock.lock().map_err(|_| poisoned())?;
         let Some(table) = self.table(name) else {
             return if if_exists { Ok(false) } else { Err(CatalogError::NoSuchTable(name.into())) };
         };
-        let id = table.def.id;
+        // Everything that (transitively) reads it, dependents before what they read.
+        let mut doomed = vec![table];
+        let mut i = 0;
+        while i < doomed.len() {
+            for d in self.dependents(doomed[i].name()) {
+                if !doomed.iter().any(|t| t.def.id == d.def.id) {
+                    doomed.push(d);
+                }
+            }
+            i += 1;
+        }
+        if doomed.len() > 1 && !cascade {
+            return Err(CatalogError::DependentObjects {
+                name: name.to_string(),
+                dependent: doomed[1].name().to_string(),
+            });
+        }
         let mut ws = WriteSet::new();
-        ws.delete(Cf::Catalog, table_key(id));
-        for cf in [Cf::Log, Cf::LogStats, Cf::Rows] {
-            ws.delete_range(cf, keys::table_start(id), keys::table_end(id));
+        for t in &doomed {
+            let id = t.def.id;
+            ws.delete(Cf::Catalog, table_key(id));
+            for cf in [Cf::Log, Cf::LogStats, Cf::Rows, Cf::ViewState] {
+                ws.delete_range(cf, keys::table_start(id), keys::table_end(id));
+            }
         }
         self.store.write(ws)?;
-        self.tables.write().map_err(|_| poisoned())?.remove(name);
+        let mut tables = self.tables.write().map_err(|_| poisoned())?;
+        for t in doomed.iter().rev() {
+            tables.remove(t.name());
+            info!(table = t.name(), id = t.def.id, "dropped");
+        }
+        drop(tables);
         self.generation.fetch_add(1, Ordering::SeqCst);
-        info!(table = name, id, "dropped table");
         Ok(true)
     }
 

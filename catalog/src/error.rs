@@ -46,6 +46,17 @@ pub enum CatalogError {
     /// One statement touching the same row twice where Postgres forbids it.
     #[error("{0}")]
     Cardinality(String),
+    /// DROP of something other objects depend on, without CASCADE.
+    #[error("cannot drop {name} because other objects depend on it (materialized view {dependent} depends on it)")]
+    DependentObjects {
+        /// What was to be dropped.
+        name: String,
+        /// One object depending on it.
+        dependent: String,
+    },
+    /// A write to something only nowdb writes (a materialized view).
+    #[error("cannot change materialized view \"{0}\"")]
+    ReadOnly(String),
     /// Valid SQL that nowdb does not do (yet).
     #[error("{0}")]
     Unsupported(String),
@@ -84,6 +95,10 @@ pub enum CatalogErrorKind {
     Cardinality,
     /// 0A000
     FeatureNotSupported,
+    /// 2BP01
+    DependentObjectsStillExist,
+    /// 42809
+    WrongObjectType,
     /// Storage: see [`nowdb_storage::StorageErrorKind`].
     Storage(nowdb_storage::StorageErrorKind),
     /// Query engine errors: classified by the server from the DataFusion error itself.
@@ -103,6 +118,8 @@ impl CatalogError {
             CatalogError::NotNullViolation { .. } => CatalogErrorKind::NotNullViolation,
             CatalogError::Cardinality(_) => CatalogErrorKind::Cardinality,
             CatalogError::Unsupported(_) => CatalogErrorKind::FeatureNotSupported,
+            CatalogError::DependentObjects { .. } => CatalogErrorKind::DependentObjectsStillExist,
+            CatalogError::ReadOnly(_) => CatalogErrorKind::WrongObjectType,
             CatalogError::Storage(e) => CatalogErrorKind::Storage(e.kind()),
             CatalogError::DataFusion(_) => CatalogErrorKind::Engine,
         }

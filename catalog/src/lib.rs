@@ -12,16 +12,19 @@
 //! the storage crate's `Store` trait.
 
 pub mod catalog;
+pub mod change;
 pub mod error;
 pub mod pg;
 pub mod provider;
+pub mod retention;
 pub mod table;
 pub mod types;
 pub mod write;
 
 pub use catalog::{Catalog, Table, WriteGuard};
 pub use error::{CatalogError, CatalogErrorKind};
-pub use table::{ColumnDef, TableDef, TableKind};
+pub use change::{ChangeSink, Derived, RowSet, TableChange};
+pub use table::{ColumnDef, EventTime, TableDef, TableKind, ViewMeta};
 pub use types::SqlType;
 
 /// Result type of this crate.

@@ -90,7 +90,11 @@ impl TableProvider for StoredTable {
     }
 
     fn table_type(&self) -> TableType {
-        TableType::Base
+        if self.table.is_view() {
+            TableType::View
+        } else {
+            TableType::Base
+        }
     }
 
     fn supports_filters_pushdown(

@@ -30,6 +30,26 @@ pub enum TableKind {
         /// Indexes of the primary key columns.
         primary_key: Vec<usize>,
     },
+    /// A continuous (materialized) view: rows stored by key like a keyed table, written only
+    /// by the view engine.
+    View(ViewMeta),
+}
+
+/// What the catalog keeps of a continuous view; the view engine compiles `query` again at
+/// startup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewMeta {
+    /// The defining `SELECT`, as written.
+    pub query: String,
+    /// Output columns that form the row key (the GROUP BY columns), when the view has one a
+    /// lookup can bind; empty otherwise (rows are keyed by an internal id).
+    pub primary_key: Vec<usize>,
+    /// Names of the tables and views the query reads.
+    pub sources: Vec<String>,
+    /// For windowed views, the output column holding `window_end` (retention and
+    /// watermarks apply to it).
+    #[serde(default)]
+    pub window_end: Option<usize>,
 }
 
 /// A table as stored in the catalog.
@@ -43,6 +63,18 @@ pub struct TableDef {
     pub columns: Vec<ColumnDef>,
     /// Storage kind.
     pub kind: TableKind,
+    /// Event-time options (`WATERMARK FOR`, `WITH (retention = ...)`).
+    #[serde(default)]
+    pub event_time: EventTime,
+}
+
+/// Event-time options of a table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventTime {
+    /// `WATERMARK FOR col AS col - delay`: the column index and the delay in microseconds.
+    pub watermark: Option<(usize, i64)>,
+    /// `WITH (retention = '7 days')`, in microseconds of event time.
+    pub retention_micros: Option<i64>,
 }
 
 impl TableDef {
@@ -90,7 +122,7 @@ impl TableDef {
             }
             TableKind::Keyed { primary_key: idx }
         };
-        Ok(TableDef { id, name, columns, kind })
+        Ok(TableDef { id, name, columns, kind, event_time: EventTime::default() })
     }
 
     /// The Arrow schema of the table's rows.
@@ -108,12 +140,21 @@ impl TableDef {
         match &self.kind {
             TableKind::Event => &[],
             TableKind::Keyed { primary_key } => primary_key,
+            TableKind::View(meta) => &meta.primary_key,
         }
     }
 
     /// Index of a column by name.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The view definition, for views.
+    pub fn view(&self) -> Option<&ViewMeta> {
+        match &self.kind {
+            TableKind::View(meta) => Some(meta),
+            _ => None,
+        }
     }
 
     /// Name of the primary key constraint, Postgres style.

@@ -116,6 +116,28 @@ impl SqlType {
         }
     }
 
+    /// The SQL type that stores values of an Arrow type (a view's computed columns);
+    /// `None` for Arrow types nowdb has no column type for.
+    pub fn from_arrow(dt: &DataType) -> Option<SqlType> {
+        Some(match dt {
+            DataType::Boolean => SqlType::Bool,
+            DataType::Int8 | DataType::Int16 | DataType::UInt8 => SqlType::Int2,
+            DataType::Int32 | DataType::UInt16 => SqlType::Int4,
+            DataType::Int64 | DataType::UInt32 | DataType::UInt64 => SqlType::Int8,
+            DataType::Float16 | DataType::Float32 => SqlType::Float4,
+            DataType::Float64 => SqlType::Float8,
+            DataType::Decimal128(p, s) if *s >= 0 => SqlType::Numeric { precision: *p, scale: *s },
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::Text,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
+            DataType::Date32 => SqlType::Date,
+            DataType::Timestamp(_, None) => SqlType::Timestamp,
+            DataType::Timestamp(_, Some(_)) => SqlType::Timestamptz,
+            DataType::Interval(_) => SqlType::Interval,
+            DataType::List(f) | DataType::LargeList(f) => SqlType::Array(Box::new(SqlType::from_arrow(f.data_type())?)),
+            _ => return None,
+        })
+    }
+
     /// The Postgres spelling of the type (`format_type` style).
     pub fn pg_name(&self) -> String {
         match self {

@@ -14,6 +14,7 @@ use datafusion::arrow::util::display::array_value_to_string;
 use nowdb_storage::{codec, keys, BatchStats, Cf, Store, WriteSet};
 
 use crate::catalog::{Table, WriteGuard};
+use crate::change::{RowSet, TableChange};
 use crate::table::TableDef;
 use crate::{CatalogError, Result};
 
@@ -73,6 +74,7 @@ pub fn conform(def: &TableDef, schema: &datafusion::arrow::datatypes::SchemaRef,
 
 /// Inserts rows; returns the number of rows inserted or updated.
 pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'_>) -> Result<u64> {
+    writable(table)?;
     let batch = conform(table.def(), table.schema(), &batch)?;
     if batch.num_rows() == 0 {
         return Ok(0);
@@ -99,6 +101,7 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
     let mut seen: HashSet<&[u8]> = HashSet::new();
     let mut conflicts: Vec<usize> = Vec::new();
     let mut affected = 0u64;
+    let mut change = ChangeRows::default();
     for row in 0..batch.num_rows() {
         let key = row_keys[row].as_slice();
         let first_in_statement = seen.insert(key);
@@ -106,6 +109,7 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
         match (&on_conflict, present) {
             (_, false) => {
                 ws.put(Cf::Rows, key.to_vec(), codec::encode_batch(&batch.slice(row, 1))?);
+                change.added.push((batch.slice(row, 1), key[4..].to_vec()));
                 affected += 1;
             }
             (OnConflict::Error, true) => {
@@ -133,7 +137,7 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
         let existing_rows = concat_batches(table.schema(), &stored).map_err(CatalogError::from)?;
         let idx = UInt32Array::from(conflicts.iter().map(|&r| r as u32).collect::<Vec<_>>());
         let excluded = take_rows(table, &batch, &idx)?;
-        let (updated, applies) = resolver.resolve(existing_rows, excluded).await?;
+        let (updated, applies) = resolver.resolve(existing_rows.clone(), excluded).await?;
         let updated = conform(def, table.schema(), &updated)?;
         let new_key_cols = key_columns(def, &updated);
         for (i, &row) in conflicts.iter().enumerate() {
@@ -147,28 +151,99 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
                 }
                 ws.delete(Cf::Rows, row_keys[row].clone());
             }
+            change.removed.push((existing_rows.slice(i, 1), row_keys[row][4..].to_vec()));
+            change.added.push((updated.slice(i, 1), new_key[4..].to_vec()));
             ws.put(Cf::Rows, new_key, codec::encode_batch(&updated.slice(i, 1))?);
             affected += 1;
         }
     }
-    commit(table.store(), ws).await?;
+    commit_derived(table, ws, change).await?;
     Ok(affected)
+}
+
+/// Rows a statement removed and added, one-row batches with their identities, collected
+/// while the write set is built (cheap slices; only turned into a [`TableChange`] when a
+/// sink observes the table).
+#[derive(Default)]
+struct ChangeRows {
+    removed: Vec<(RecordBatch, Vec<u8>)>,
+    added: Vec<(RecordBatch, Vec<u8>)>,
+}
+
+impl ChangeRows {
+    fn into_change(self, table: &Table) -> Result<TableChange> {
+        let set = |rows: Vec<(RecordBatch, Vec<u8>)>| -> Result<Option<RowSet>> {
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let batch = concat_batches(table.schema(), rows.iter().map(|(b, _)| b))?;
+            Ok(Some(RowSet { rows: batch, ids: rows.into_iter().map(|(_, id)| id).collect() }))
+        };
+        Ok(TableChange { removed: set(self.removed)?, added: set(self.added)? })
+    }
+}
+
+/// Commits `ws` after the table's observer (if any) added what derives from `change`.
+async fn commit_derived(table: &Table, mut ws: WriteSet, change: ChangeRows) -> Result<()> {
+    let derived = match table.observer() {
+        Some(sink) => Some(sink.derive(table, change.into_change(table)?, &mut ws).await?),
+        None => None,
+    };
+    commit(table.store(), ws).await?;
+    if let Some(d) = derived {
+        d.committed();
+    }
+    Ok(())
+}
+
+/// The stored rows under `row_keys` (full row keys), for the observer's `removed` rows.
+fn stored_rows(table: &Table, row_keys: &[Vec<u8>]) -> Result<Vec<(RecordBatch, Vec<u8>)>> {
+    let values = table.store().multi_get(Cf::Rows, row_keys)?;
+    let mut out = Vec::with_capacity(row_keys.len());
+    for (key, value) in row_keys.iter().zip(values) {
+        if let Some(bytes) = value {
+            out.push((conform(table.def(), table.schema(), &codec::decode_batch(&bytes)?)?, key[4..].to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+fn writable(table: &Table) -> Result<()> {
+    if table.is_view() {
+        Err(CatalogError::ReadOnly(table.name().to_string()))
+    } else {
+        Ok(())
+    }
 }
 
 /// Appends rows to an event table.
 async fn append(table: &Table, batch: &RecordBatch) -> Result<u64> {
+    let _gate = table.share_appends().await;
     let chunks = batch.num_rows().div_ceil(LOG_BATCH_ROWS);
     let first = table.reserve_seqs(chunks as u64);
     let id = table.def().id;
     let mut ws = WriteSet::new();
+    let mut ids = Vec::new();
+    let observed = table.observer().is_some();
     for c in 0..chunks {
         let offset = c * LOG_BATCH_ROWS;
         let slice = batch.slice(offset, LOG_BATCH_ROWS.min(batch.num_rows() - offset));
         let key = keys::log_key(id, first + c as u64);
         ws.put(Cf::LogStats, key.clone(), BatchStats::of(&slice).encode());
         ws.put(Cf::Log, key, codec::encode_batch(&slice)?);
+        if observed {
+            ids.extend(RowSet::log_ids(first + c as u64, 0, slice.num_rows()));
+        }
     }
-    commit(table.store(), ws).await?;
+    match table.observer() {
+        Some(sink) => {
+            let change = TableChange { removed: None, added: Some(RowSet { rows: batch.clone(), ids }) };
+            let derived = sink.derive(table, change, &mut ws).await?;
+            commit(table.store(), ws).await?;
+            derived.committed();
+        }
+        None => commit(table.store(), ws).await?,
+    }
     Ok(batch.num_rows() as u64)
 }
 
@@ -176,20 +251,27 @@ async fn append(table: &Table, batch: &RecordBatch) -> Result<u64> {
 /// named as in the table). Returns the number of rows deleted. The caller holds the table's
 /// write lock since it read `rows`.
 pub async fn delete(table: &Table, _lock: &WriteGuard<'_>, rows: &RecordBatch) -> Result<u64> {
+    writable(table)?;
     if !table.is_keyed() {
         return Err(append_only(table));
     }
     let key_cols = named_key_columns(table.def(), rows)?;
     let mut ws = WriteSet::new();
     let mut seen = HashSet::new();
+    let mut deleted = Vec::new();
     for row in 0..rows.num_rows() {
         let key = keys::row_key(table.def().id, &key_cols, row)?;
         if seen.insert(key.clone()) {
-            ws.delete(Cf::Rows, key);
+            ws.delete(Cf::Rows, key.clone());
+            deleted.push(key);
         }
     }
     let n = seen.len() as u64;
-    commit(table.store(), ws).await?;
+    let mut change = ChangeRows::default();
+    if table.observer().is_some() {
+        change.removed = stored_rows(table, &deleted)?;
+    }
+    commit_derived(table, ws, change).await?;
     Ok(n)
 }
 
@@ -197,11 +279,15 @@ pub async fn delete(table: &Table, _lock: &WriteGuard<'_>, rows: &RecordBatch) -
 /// table), `new_rows` the full new rows, row-aligned. Returns the number of rows updated. The
 /// caller holds the table's write lock since it read the rows.
 pub async fn update(table: &Table, _lock: &WriteGuard<'_>, old_keys: &RecordBatch, new_rows: &RecordBatch) -> Result<u64> {
+    writable(table)?;
     if !table.is_keyed() {
         return Err(append_only(table));
     }
     let def = table.def();
     let new_rows = conform(def, table.schema(), new_rows)?;
+    let observed = table.observer().is_some();
+    let mut change = ChangeRows::default();
+    let mut old_row_keys = Vec::new();
     let old_cols = named_key_columns(def, old_keys)?;
     let new_cols = key_columns(def, &new_rows);
     let mut ws = WriteSet::new();
@@ -213,6 +299,10 @@ pub async fn update(table: &Table, _lock: &WriteGuard<'_>, old_keys: &RecordBatc
         let new = keys::row_key(def.id, &new_cols, row)?;
         if written.insert(new.clone(), row).is_some() {
             return Err(unique_violation(def, &new_cols, row));
+        }
+        if observed {
+            old_row_keys.push(old.clone());
+            change.added.push((new_rows.slice(row, 1), new[4..].to_vec()));
         }
         if old != new {
             removed.insert(old.clone());
@@ -227,7 +317,10 @@ pub async fn update(table: &Table, _lock: &WriteGuard<'_>, old_keys: &RecordBatc
             return Err(unique_violation(def, &new_cols, row));
         }
     }
-    commit(table.store(), ws).await?;
+    if observed {
+        change.removed = stored_rows(table, &old_row_keys)?;
+    }
+    commit_derived(table, ws, change).await?;
     Ok(new_rows.num_rows() as u64)
 }
 

@@ -4,6 +4,7 @@ use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::parser::ParserError;
 use nowdb_catalog::{CatalogError, CatalogErrorKind};
 use nowdb_storage::{StorageError, StorageErrorKind};
+use nowdb_views::{ViewError, ViewErrorKind};
 use pgwire::error::{ErrorInfo, PgWireError};
 use thiserror::Error;
 
@@ -46,6 +47,9 @@ pub enum NowError {
     /// Storage errors.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Continuous view errors.
+    #[error(transparent)]
+    View(#[from] ViewError),
     /// Wire protocol errors from pgwire.
     #[error(transparent)]
     Wire(#[from] PgWireError),
@@ -71,6 +75,14 @@ impl NowError {
             NowError::Catalog(e) => catalog_sqlstate(e),
             NowError::Engine(e) => datafusion_sqlstate(e),
             NowError::Storage(e) => (storage_sqlstate(e.kind()), e.to_string(), None),
+            NowError::View(e) => match (e.kind(), e) {
+                (_, ViewError::Catalog(c)) => catalog_sqlstate(c),
+                (_, ViewError::DataFusion(d)) => datafusion_sqlstate(d),
+                (_, ViewError::Storage(s)) => (storage_sqlstate(s.kind()), s.to_string(), None),
+                (ViewErrorKind::FeatureNotSupported, _) => ("0A000", e.to_string(), None),
+                (ViewErrorKind::InvalidDefinition, _) => ("42P16", e.to_string(), None),
+                _ => ("XX000", e.to_string(), None),
+            },
             NowError::Wire(e) => {
                 let info: ErrorInfo = clone_wire_error(e);
                 return info;
@@ -134,6 +146,8 @@ fn catalog_sqlstate(e: &CatalogError) -> (&'static str, String, Option<String>) 
         CatalogErrorKind::NotNullViolation => "23502",
         CatalogErrorKind::Cardinality => "21000",
         CatalogErrorKind::FeatureNotSupported => "0A000",
+        CatalogErrorKind::DependentObjectsStillExist => "2BP01",
+        CatalogErrorKind::WrongObjectType => "42809",
         CatalogErrorKind::Storage(k) => storage_sqlstate(k),
         CatalogErrorKind::Engine => {
             if let CatalogError::DataFusion(df) = e {

@@ -14,6 +14,7 @@ pub mod dml;
 pub mod encode;
 pub mod engine;
 pub mod error;
+pub mod extensions;
 pub mod naming;
 pub mod server;
 pub mod session;

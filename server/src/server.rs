@@ -15,7 +15,8 @@ use crate::wire::Handlers;
 
 /// Opens the data directory, binds, and serves until `shutdown` completes.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> NowResult<()> {
-    let engine = Engine::open(&config)?;
+    let engine = Engine::open(&config).await?;
+    engine.start_retention();
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|e| NowError::coded("58000", format!("cannot listen on {}: {e}", config.listen)))?;

@@ -277,9 +277,16 @@ async fn utility(session: &Session, prepared: &Prepared) -> NowResult<Outcome> {
             ddl::create_table(engine.catalog(), ct)?;
             Ok(Outcome::Command(Tag::new("CREATE TABLE")))
         }
-        Statement::Drop { object_type, if_exists, names, .. } => {
-            ddl::drop(engine.catalog(), object_type, *if_exists, names)?;
-            Ok(Outcome::Command(Tag::new("DROP TABLE")))
+        Statement::CreateView(cv) => {
+            let state = engine.ctx().state();
+            match ddl::create_view(engine.views(), &state, cv).await? {
+                Some(rows) => Ok(Outcome::Command(Tag::new("SELECT").with_rows(rows.max(0) as usize))),
+                None => Ok(Outcome::Command(Tag::new("CREATE MATERIALIZED VIEW"))),
+            }
+        }
+        Statement::Drop { object_type, if_exists, names, cascade, .. } => {
+            let tag = ddl::drop(engine.catalog(), engine.views(), object_type, *if_exists, *cascade, names)?;
+            Ok(Outcome::Command(Tag::new(tag)))
         }
         Statement::StartTransaction { .. } => Ok(Outcome::TxStart(Tag::new("BEGIN"))),
         Statement::Commit { .. } => Ok(Outcome::TxEnd(Tag::new("COMMIT"))),
@@ -318,7 +325,14 @@ async fn utility(session: &Session, prepared: &Prepared) -> NowResult<Outcome> {
                 prepared,
                 vec![
                     tables.iter().map(|t| t.name().to_string()).collect(),
-                    tables.iter().map(|t| if t.is_keyed() { "keyed" } else { "event" }.to_string()).collect(),
+                    tables
+                        .iter()
+                        .map(|t| match (t.is_view(), t.is_keyed()) {
+                            (true, _) => "materialized view",
+                            (false, true) => "keyed",
+                            (false, false) => "event",
+                        }.to_string())
+                        .collect(),
                 ],
             )
         }

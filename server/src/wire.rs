@@ -71,7 +71,7 @@ pub struct Parser {
 
 impl Parser {
     fn parse(&self, sql: &str) -> NowResult<Vec<Statement>> {
-        self.sql.parse(sql).map_err(NowError::from)
+        self.sql.parse(&crate::extensions::rewrite(sql)).map_err(NowError::from)
     }
 }
 

@@ -4,15 +4,24 @@
 //! (drop = one range delete). Append-log keys continue with an 8-byte big-endian sequence;
 //! keyed-table row keys with the primary key values in an order-preserving ("memcomparable")
 //! encoding, so that byte order is key order and a lookup by key is one `get`.
+//!
+//! Each value is a tag byte (`0x00` NULL, `0x01` present) then its bytes, so NULL sorts first
+//! and values can be decoded back given their types ([`decode_values`]). Table primary keys
+//! refuse NULL ([`row_key`]); view group keys allow it ([`nullable_row_key`]).
+
+use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, LargeStringArray, StringArray,
-    StringViewArray,
+    new_null_array, Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array,
+    Decimal128Array, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array,
+    LargeStringArray, StringArray, StringViewArray, TimestampMicrosecondArray,
+    TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray, UInt16Array,
+    UInt32Array, UInt64Array, UInt8Array,
 };
 use arrow::datatypes::{
-    DataType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
-    TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, Int8Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 
 use crate::{Result, StorageError};
@@ -49,18 +58,34 @@ pub fn log_seq(key: &[u8]) -> Result<u64> {
 
 /// Row key of the row at `row` of `key_columns` (the primary key columns, in key order).
 pub fn row_key(id: u32, key_columns: &[ArrayRef], row: usize) -> Result<Vec<u8>> {
-    let mut k = Vec::with_capacity(4 + 9 * key_columns.len());
-    k.extend_from_slice(&id.to_be_bytes());
-    for col in key_columns {
-        encode_value(&mut k, col.as_ref(), row)?;
+    if key_columns.iter().any(|c| c.is_null(row)) {
+        return Err(StorageError::KeyEncoding("NULL in a primary key".into()));
     }
+    nullable_row_key(id, key_columns, row)
+}
+
+/// Like [`row_key`], with NULLs allowed (they sort first): the key of a view's group.
+pub fn nullable_row_key(id: u32, key_columns: &[ArrayRef], row: usize) -> Result<Vec<u8>> {
+    let mut k = Vec::with_capacity(4 + 10 * key_columns.len());
+    k.extend_from_slice(&id.to_be_bytes());
+    encode_values(&mut k, key_columns, row)?;
     Ok(k)
+}
+
+/// Appends the encoding of row `row` of `columns` (NULLs allowed) to `out`.
+pub fn encode_values(out: &mut Vec<u8>, columns: &[ArrayRef], row: usize) -> Result<()> {
+    for col in columns {
+        encode_value(out, col.as_ref(), row)?;
+    }
+    Ok(())
 }
 
 fn encode_value(out: &mut Vec<u8>, col: &dyn Array, row: usize) -> Result<()> {
     if col.is_null(row) {
-        return Err(StorageError::KeyEncoding("NULL in a primary key".into()));
+        out.push(0x00);
+        return Ok(());
     }
+    out.push(0x01);
     match col.data_type() {
         DataType::Boolean => {
             let a = col.as_any().downcast_ref::<BooleanArray>().ok_or_else(mismatch)?;
@@ -70,6 +95,14 @@ fn encode_value(out: &mut Vec<u8>, col: &dyn Array, row: usize) -> Result<()> {
         DataType::Int16 => put_i64(out, col.as_primitive::<Int16Type>().value(row) as i64),
         DataType::Int32 => put_i64(out, col.as_primitive::<Int32Type>().value(row) as i64),
         DataType::Int64 => put_i64(out, col.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt8 => put_i64(out, col.as_primitive::<UInt8Type>().value(row) as i64),
+        DataType::UInt16 => put_i64(out, col.as_primitive::<UInt16Type>().value(row) as i64),
+        DataType::UInt32 => put_i64(out, col.as_primitive::<UInt32Type>().value(row) as i64),
+        DataType::UInt64 => out.extend_from_slice(&col.as_primitive::<UInt64Type>().value(row).to_be_bytes()),
+        DataType::Decimal128(_, _) => {
+            let v = col.as_primitive::<Decimal128Type>().value(row);
+            out.extend_from_slice(&((v as u128) ^ (1 << 127)).to_be_bytes());
+        }
         DataType::Date32 => put_i64(out, col.as_primitive::<Date32Type>().value(row) as i64),
         DataType::Timestamp(unit, _) => {
             let v = match unit {
@@ -105,6 +138,114 @@ fn encode_value(out: &mut Vec<u8>, col: &dyn Array, row: usize) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Decodes values encoded by [`encode_values`] (e.g. a key without its 4-byte id), one per
+/// type in `types`; each comes back as a one-element array. Returns the arrays and the number
+/// of bytes read.
+pub fn decode_values(bytes: &[u8], types: &[DataType]) -> Result<(Vec<ArrayRef>, usize)> {
+    let mut pos = 0;
+    let mut out = Vec::with_capacity(types.len());
+    for ty in types {
+        let tag = *bytes.get(pos).ok_or_else(truncated)?;
+        pos += 1;
+        if tag == 0 {
+            out.push(new_null_array(ty, 1));
+            continue;
+        }
+        let (array, used) = decode_value(&bytes[pos..], ty)?;
+        pos += used;
+        out.push(array);
+    }
+    Ok((out, pos))
+}
+
+fn take8(bytes: &[u8]) -> Result<[u8; 8]> {
+    bytes.get(..8).and_then(|s| s.try_into().ok()).ok_or_else(truncated)
+}
+
+fn get_i64(bytes: &[u8]) -> Result<i64> {
+    Ok((u64::from_be_bytes(take8(bytes)?) ^ (1 << 63)) as i64)
+}
+
+fn get_f64(bytes: &[u8]) -> Result<f64> {
+    let ordered = u64::from_be_bytes(take8(bytes)?);
+    let bits = if ordered >> 63 == 1 { ordered & !(1 << 63) } else { !ordered };
+    Ok(f64::from_bits(bits))
+}
+
+fn get_bytes(bytes: &[u8]) -> Result<(Vec<u8>, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        let b = *bytes.get(i).ok_or_else(truncated)?;
+        if b == 0 {
+            match bytes.get(i + 1) {
+                Some(0xff) => out.push(0),
+                Some(0x01) => return Ok((out, i + 2)),
+                _ => return Err(truncated()),
+            }
+            i += 2;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+}
+
+fn decode_value(bytes: &[u8], ty: &DataType) -> Result<(ArrayRef, usize)> {
+    let array: ArrayRef = match ty {
+        DataType::Boolean => {
+            let b = *bytes.first().ok_or_else(truncated)?;
+            return Ok((Arc::new(BooleanArray::from(vec![b != 0])), 1));
+        }
+        DataType::Int8 => Arc::new(Int8Array::from(vec![get_i64(bytes)? as i8])),
+        DataType::Int16 => Arc::new(Int16Array::from(vec![get_i64(bytes)? as i16])),
+        DataType::Int32 => Arc::new(Int32Array::from(vec![get_i64(bytes)? as i32])),
+        DataType::Int64 => Arc::new(Int64Array::from(vec![get_i64(bytes)?])),
+        DataType::UInt8 => Arc::new(UInt8Array::from(vec![get_i64(bytes)? as u8])),
+        DataType::UInt16 => Arc::new(UInt16Array::from(vec![get_i64(bytes)? as u16])),
+        DataType::UInt32 => Arc::new(UInt32Array::from(vec![get_i64(bytes)? as u32])),
+        DataType::UInt64 => Arc::new(UInt64Array::from(vec![u64::from_be_bytes(take8(bytes)?)])),
+        DataType::Date32 => Arc::new(Date32Array::from(vec![get_i64(bytes)? as i32])),
+        DataType::Float32 => Arc::new(Float32Array::from(vec![get_f64(bytes)? as f32])),
+        DataType::Float64 => Arc::new(Float64Array::from(vec![get_f64(bytes)?])),
+        DataType::Timestamp(unit, tz) => {
+            let v = get_i64(bytes)?;
+            match unit {
+                TimeUnit::Second => Arc::new(TimestampSecondArray::from(vec![v]).with_timezone_opt(tz.clone())),
+                TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from(vec![v]).with_timezone_opt(tz.clone())),
+                TimeUnit::Microsecond => Arc::new(TimestampMicrosecondArray::from(vec![v]).with_timezone_opt(tz.clone())),
+                TimeUnit::Nanosecond => Arc::new(TimestampNanosecondArray::from(vec![v]).with_timezone_opt(tz.clone())),
+            }
+        }
+        DataType::Decimal128(p, s) => {
+            let raw: [u8; 16] = bytes.get(..16).and_then(|s| s.try_into().ok()).ok_or_else(truncated)?;
+            let v = (u128::from_be_bytes(raw) ^ (1 << 127)) as i128;
+            let a = Decimal128Array::from(vec![v]).with_precision_and_scale(*p, *s)?;
+            return Ok((Arc::new(a), 16));
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let (raw, used) = get_bytes(bytes)?;
+            let s = String::from_utf8(raw).map_err(|_| StorageError::Corrupt("key text is not UTF-8".into()))?;
+            let a: ArrayRef = match ty {
+                DataType::Utf8 => Arc::new(StringArray::from(vec![s])),
+                DataType::LargeUtf8 => Arc::new(LargeStringArray::from(vec![s])),
+                _ => Arc::new(StringViewArray::from(vec![s])),
+            };
+            return Ok((a, used));
+        }
+        DataType::Binary => {
+            let (raw, used) = get_bytes(bytes)?;
+            return Ok((Arc::new(BinaryArray::from(vec![raw.as_slice()])), used));
+        }
+        other => return Err(StorageError::KeyEncoding(format!("type {other} cannot be part of a key"))),
+    };
+    Ok((array, 8))
+}
+
+fn truncated() -> StorageError {
+    StorageError::Corrupt("truncated key".into())
 }
 
 fn mismatch() -> StorageError {
@@ -173,6 +314,29 @@ mod tests {
         let a: ArrayRef = Arc::new(StringArray::from(vec!["ab", "a"]));
         let b: ArrayRef = Arc::new(StringArray::from(vec!["c", "bc"]));
         assert_ne!(key_of(&[a.clone(), b.clone()], 0), key_of(&[a, b], 1));
+    }
+
+    #[test]
+    fn values_decode_back() {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![Some(-7), None])),
+            Arc::new(StringArray::from(vec![Some("a\0b"), Some("")])),
+            Arc::new(Float64Array::from(vec![-1.5, 2.0])),
+            Arc::new(Decimal128Array::from(vec![-12345i128, 5]).with_precision_and_scale(10, 2).unwrap()),
+            Arc::new(TimestampMicrosecondArray::from(vec![1_000_000i64, -3]).with_timezone("UTC")),
+        ];
+        let types: Vec<DataType> = cols.iter().map(|c| c.data_type().clone()).collect();
+        for row in 0..2 {
+            let mut buf = Vec::new();
+            encode_values(&mut buf, &cols, row).unwrap();
+            let (decoded, used) = decode_values(&buf, &types).unwrap();
+            assert_eq!(used, buf.len());
+            for (d, c) in decoded.iter().zip(&cols) {
+                assert_eq!(d.as_ref(), c.slice(row, 1).as_ref());
+            }
+        }
+        let nulls_first = nullable_row_key(1, &cols[..1], 1).unwrap();
+        assert!(nulls_first < nullable_row_key(1, &cols[..1], 0).unwrap());
     }
 
     #[test]

@@ -87,6 +87,25 @@ impl Store for RocksStore {
         Ok(())
     }
 
+    fn scan_rev(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        visit: Visit<'_>,
+    ) -> Result<()> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(start.to_vec());
+        ro.set_iterate_upper_bound(end.to_vec());
+        for item in self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::End) {
+            let (k, v) = item?;
+            if visit(&k, &v)? == ScanControl::Stop {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn last_key(&self, cf: Cf, start: &[u8], end: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(start.to_vec());

@@ -14,11 +14,14 @@ pub enum Cf {
     LogStats,
     /// Keyed tables: one entry per row, key = table id + encoded primary key.
     Rows,
+    /// Continuous views' maintenance state (per-group aggregate state, value multisets, join
+    /// indexes), key = view id + what the view engine encodes.
+    ViewState,
 }
 
 impl Cf {
     /// All column families, in creation order.
-    pub const ALL: [Cf; 4] = [Cf::Catalog, Cf::Log, Cf::LogStats, Cf::Rows];
+    pub const ALL: [Cf; 5] = [Cf::Catalog, Cf::Log, Cf::LogStats, Cf::Rows, Cf::ViewState];
 
     /// The RocksDB column family name.
     pub fn name(self) -> &'static str {
@@ -27,6 +30,7 @@ impl Cf {
             Cf::Log => "log",
             Cf::LogStats => "log_stats",
             Cf::Rows => "rows",
+            Cf::ViewState => "view_state",
         }
     }
 }
@@ -129,6 +133,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Visits every entry with `start <= key < end` in key order, until the callback stops.
     fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        visit: Visit<'_>,
+    ) -> Result<()>;
+
+    /// Like [`Store::scan`], in descending key order.
+    fn scan_rev(
         &self,
         cf: Cf,
         start: &[u8],

@@ -1,15 +1,27 @@
 //! # nowdb-udfs
 //!
 //! Owns nowdb's pure SQL functions: Arrow in, Arrow out, no storage and no I/O. The server
-//! calls [`register_all`] once per query context; window table functions (`TUMBLE`, `HOP`) and
-//! feature helpers arrive here with the continuous-views work.
+//! calls [`register_all`] once per query context. Today that is the event-time window table
+//! functions `TUMBLE` and `HOP` ([`window`]), whose kernel the view engine shares.
 //!
-//! It must not depend on the catalog, storage or models.
+//! It must not depend on the catalog, storage or models: the window functions find tables
+//! through a resolver the caller passes in.
+
+pub mod window;
+
+use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
 
-/// Registers every nowdb function into `ctx`. Today nowdb adds no function of its own beyond
-/// DataFusion's built-ins; this is where the streaming and feature functions will register.
-pub fn register_all(ctx: &SessionContext) {
-    let _ = ctx;
+use window::{TableResolver, WindowFunction, WindowKind};
+
+/// Registers every nowdb function into `ctx`; `resolve` finds the tables window functions
+/// read.
+pub fn register_all(ctx: &SessionContext, resolve: TableResolver) {
+    for (kind, names) in [(WindowKind::Tumble, ["tumble", "TUMBLE", "Tumble"]), (WindowKind::Hop, ["hop", "HOP", "Hop"])] {
+        let f = Arc::new(WindowFunction::new(kind, resolve.clone()));
+        for name in names {
+            ctx.register_udtf(name, f.clone());
+        }
+    }
 }

@@ -67,6 +67,9 @@ impl Access {
             split_and(f, &mut conjuncts);
         }
         if table.is_keyed() {
+            if table.def().primary_key().is_empty() {
+                return Access::AllRows;
+            }
             match point_keys(table, &conjuncts) {
                 Some(keys) => Access::Keys(keys),
                 None => Access::AllRows,

@@ -50,7 +50,7 @@ impl PointLookup {
         }
         let table = catalog.table(scan.table_name.table())?;
         let def = table.def();
-        if !table.is_keyed() || scan.projection.as_ref().is_some_and(|proj| proj.len() != def.columns.len()) {
+        if !table.is_keyed() || def.primary_key().is_empty() || scan.projection.as_ref().is_some_and(|proj| proj.len() != def.columns.len()) {
             return None;
         }
         let mut found: Vec<Option<KeyValue>> = vec![None; def.primary_key().len()];

@@ -1,0 +1,474 @@
+//! [`ViewEngine`]: the live views, the [`ChangeSink`] that keeps them current, and view DDL.
+//!
+//! A write to a table reaches every view that reads it, directly or through other views:
+//! the engine locks those views (in id order, so two writers never deadlock), applies the
+//! change to each in dependency order (a view's changed rows are the change its readers
+//! see), and adds all state and row writes to the writer's own write set. The locks are held
+//! until that write set is durable, so views change exactly with their base rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::execution::context::SessionState;
+use nowdb_catalog::{Catalog, ChangeSink, ColumnDef, Derived, EventTime, RowSet, SqlType, Table, TableChange, ViewMeta};
+use nowdb_storage::{codec, keys, Cf, ScanControl, Store, WriteSet};
+use tracing::{info, warn};
+
+use crate::apply::{self, Applied, ViewTarget};
+use crate::plan::{compile, ViewPlan};
+use crate::state;
+use crate::stats::{ViewCounters, ViewDescription, ViewStats};
+use crate::{Result, ViewError};
+
+/// Rows per change batch when backfilling a view from history.
+const BACKFILL_ROWS: usize = 8192;
+
+/// A view the engine maintains.
+#[derive(Debug)]
+pub struct LiveView {
+    id: u32,
+    name: String,
+    query: String,
+    /// The compiled definition, or why it failed to compile at startup.
+    compiled: std::result::Result<ViewPlan, String>,
+    /// Ids of the tables and views read.
+    sources: Vec<u32>,
+    /// The stored schema of its rows.
+    stored: SchemaRef,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    stats: ViewStats,
+}
+
+impl LiveView {
+    fn reads(&self, table: u32) -> bool {
+        self.sources.contains(&table)
+    }
+
+    fn plan(&self) -> Result<&ViewPlan> {
+        self.compiled.as_ref().map_err(|reason| ViewError::Broken { name: self.name.clone(), reason: reason.clone() })
+    }
+}
+
+/// All live views.
+#[derive(Debug)]
+pub struct ViewEngine {
+    catalog: Arc<Catalog>,
+    views: RwLock<BTreeMap<u32, Arc<LiveView>>>,
+    /// Greatest event time (microseconds) seen per table with a watermark.
+    event_times: Arc<Mutex<HashMap<u32, i64>>>,
+}
+
+fn poisoned() -> ViewError {
+    ViewError::InvalidDefinition("view registry lock poisoned".into())
+}
+
+impl ViewEngine {
+    /// An engine over `catalog`, with no views loaded yet (see [`ViewEngine::load`]).
+    pub fn new(catalog: Arc<Catalog>) -> Arc<Self> {
+        Arc::new(Self { catalog, views: RwLock::new(BTreeMap::new()), event_times: Default::default() })
+    }
+
+    fn store(&self) -> &Arc<dyn Store> {
+        self.catalog.store()
+    }
+
+    /// Compiles every stored view definition (at startup, after the catalog is open). A view
+    /// that no longer compiles stays listed and makes writes to its sources fail, rather than
+    /// silently falling behind.
+    pub async fn load(&self, state: &SessionState) -> Result<()> {
+        for table in self.catalog.tables() {
+            if let Some((col, _)) = table.def().event_time.watermark {
+                let _ = col;
+                if let Some(v) = self.store().get(Cf::ViewState, &state::event_time_key(table.def().id))? {
+                    if let Ok(b) = <[u8; 8]>::try_from(v.as_slice()) {
+                        self.event_times.lock().map_err(|_| poisoned())?.insert(table.def().id, i64::from_le_bytes(b));
+                    }
+                }
+            }
+        }
+        let mut views: Vec<Arc<Table>> = self.catalog.tables().into_iter().filter(|t| t.is_view()).collect();
+        views.sort_by_key(|t| t.def().id);
+        for t in views {
+            let Some(meta) = t.def().view() else { continue };
+            let compiled = compile(state, &self.catalog, &meta.query).await.map_err(|e| e.to_string());
+            if let Err(e) = &compiled {
+                warn!(view = t.name(), error = %e, "materialized view failed to compile");
+            }
+            let sources = meta.sources.iter().filter_map(|s| self.catalog.table(s)).map(|s| s.def().id).collect();
+            let counters = match self.store().get(Cf::ViewState, &state::stats_key(t.def().id))? {
+                Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
+                None => ViewCounters::default(),
+            };
+            let live = LiveView {
+                id: t.def().id,
+                name: t.name().to_string(),
+                query: meta.query.clone(),
+                compiled,
+                sources,
+                stored: t.schema().clone(),
+                lock: Default::default(),
+                stats: ViewStats { counters: Mutex::new(counters), last_update_micros: Mutex::new(None) },
+            };
+            info!(view = t.name(), id = t.def().id, "loaded materialized view");
+            self.views.write().map_err(|_| poisoned())?.insert(live.id, Arc::new(live));
+        }
+        Ok(())
+    }
+
+    /// Views affected by a write to `table`, directly or through other views, by id.
+    fn affected(&self, table: u32) -> Vec<Arc<LiveView>> {
+        let Ok(views) = self.views.read() else { return Vec::new() };
+        let mut out: Vec<Arc<LiveView>> = Vec::new();
+        let mut frontier = vec![table];
+        while let Some(src) = frontier.pop() {
+            for v in views.values() {
+                if v.reads(src) && !out.iter().any(|o| o.id == v.id) {
+                    out.push(v.clone());
+                    frontier.push(v.id);
+                }
+            }
+        }
+        out.sort_by_key(|v| v.id);
+        out
+    }
+
+    fn late_before(&self, view: &ViewPlan, table: &Table) -> Option<i64> {
+        let (ts_col, _) = view.stream.window?;
+        let (wm_col, delay) = table.def().event_time.watermark?;
+        if view.stream.table_id != table.def().id || wm_col != ts_col {
+            return None;
+        }
+        let max = *self.event_times.lock().ok()?.get(&table.def().id)?;
+        Some(max.saturating_sub(delay))
+    }
+
+    /// The watermark (microseconds) of a view's windowed source, if it has one.
+    fn view_watermark(&self, v: &LiveView) -> Option<i64> {
+        let plan = v.compiled.as_ref().ok()?;
+        let table = self.catalog.table(&plan.stream.table)?;
+        self.late_before(plan, &table)
+    }
+
+    /// Rows of `nowdb_catalog.views`.
+    pub fn describe(&self) -> Vec<ViewDescription> {
+        let Ok(views) = self.views.read() else { return Vec::new() };
+        let mut out: Vec<ViewDescription> = views
+            .values()
+            .map(|v| ViewDescription {
+                name: v.name.clone(),
+                definition: v.query.clone(),
+                counters: v.stats.counters.lock().map(|c| c.clone()).unwrap_or_default(),
+                watermark: self.view_watermark(v),
+                last_update_micros: v.stats.last_update_micros.lock().ok().and_then(|l| *l),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// `CREATE MATERIALIZED VIEW name AS query`: compiles it (refusing what cannot be
+    /// maintained), backfills it from the current rows of its sources with their writers held
+    /// off, and starts maintaining it. `Ok(false)` when it exists and `if_not_exists` is set.
+    pub async fn create(&self, state: &SessionState, name: &str, query: &str, if_not_exists: bool, retention_micros: Option<i64>) -> Result<bool> {
+        if self.catalog.table(name).is_some() {
+            return if if_not_exists { Ok(false) } else { Err(nowdb_catalog::CatalogError::TableExists(name.into()).into()) };
+        }
+        let plan = compile(state, &self.catalog, query).await?;
+        if plan.join.as_ref().is_some_and(|j| j.right_id == plan.stream.table_id) {
+            return Err(ViewError::NotIncremental("a JOIN of a table with itself".into()));
+        }
+        let mut columns: Vec<ColumnDef> = Vec::with_capacity(plan.output_schema.fields().len());
+        for f in plan.output_schema.fields() {
+            let ty = SqlType::from_arrow(f.data_type()).ok_or_else(|| {
+                ViewError::NotIncremental(format!("output column \"{}\" of type {}", f.name(), f.data_type()))
+            })?;
+            if columns.iter().any(|c| &c.name == f.name()) {
+                return Err(ViewError::InvalidDefinition(format!("column \"{}\" specified more than once", f.name())));
+            }
+            columns.push(ColumnDef { name: f.name().clone(), ty, nullable: true });
+        }
+        let stored: SchemaRef = Arc::new(Schema::new(
+            columns.iter().map(|c| Field::new(&c.name, c.ty.arrow_type(), true)).collect::<Vec<_>>(),
+        ));
+
+        // Hold off every writer of the base tables underneath, so history and live changes
+        // meet exactly once.
+        let mut base: Vec<Arc<Table>> = Vec::new();
+        let mut pending = plan.sources();
+        while let Some(s) = pending.pop() {
+            let t = self.catalog.require(&s)?;
+            match t.def().view() {
+                Some(meta) => pending.extend(meta.sources.iter().cloned()),
+                None => {
+                    if !base.iter().any(|b| b.def().id == t.def().id) {
+                        base.push(t);
+                    }
+                }
+            }
+        }
+        base.sort_by_key(|t| t.def().id);
+        let mut guards = Vec::with_capacity(base.len());
+        for t in &base {
+            guards.push(t.exclude_writers().await);
+        }
+
+        let (id, ddl) = self.catalog.begin_view()?;
+        if self.catalog.table(name).is_some() {
+            return if if_not_exists { Ok(false) } else { Err(nowdb_catalog::CatalogError::TableExists(name.into()).into()) };
+        }
+        let source = self.catalog.require(&plan.stream.table)?;
+        let target = ViewTarget { id, plan: &plan, stored: &stored, store: self.store(), late_before: None };
+        let mut ws = WriteSet::new();
+        for cf in [Cf::Rows, Cf::ViewState] {
+            ws.delete_range(cf, keys::table_start(id), keys::table_end(id));
+        }
+        let mut counters = ViewCounters::default();
+        let store = self.store().clone();
+        let fold = |applied: &Applied, counters: &mut ViewCounters| {
+            counters.rows += applied.rows_delta;
+            counters.events_processed += applied.events;
+            if let Some(t) = applied.max_event_time {
+                counters.last_event_time = Some(counters.last_event_time.map_or(t, |c| c.max(t)));
+            }
+        };
+        read_rows(&source, &mut |rows| {
+            let change = TableChange { removed: None, added: Some(rows) };
+            let applied = apply::apply(&target, plan.stream.table_id, &change, &mut ws)?;
+            fold(&applied, &mut counters);
+            // The next batch reads the state this one wrote. Nothing reads the view before its
+            // catalog entry commits, and a crash before that leaves state a retry clears.
+            store.write(std::mem::take(&mut ws))?;
+            Ok(())
+        })?;
+        let mut initial = Applied::default();
+        apply::init_global(&target, &mut ws, &mut initial)?;
+        fold(&initial, &mut counters);
+        ws.put(Cf::ViewState, state::stats_key(id), serde_json::to_vec(&counters).unwrap_or_default());
+
+        let key = plan.key.clone();
+        let window_end = plan.window_end;
+        let meta = ViewMeta { query: query.to_string(), primary_key: key, sources: plan.sources(), window_end };
+        let event_time = EventTime { watermark: None, retention_micros };
+        let view = self.catalog.create_view(ddl, id, name, columns, meta, event_time, ws)?;
+        let sources = plan.sources().iter().filter_map(|s| self.catalog.table(s)).map(|t| t.def().id).collect();
+        let live = LiveView {
+            id,
+            name: name.to_string(),
+            query: query.to_string(),
+            compiled: Ok(plan),
+            sources,
+            stored: view.schema().clone(),
+            lock: Default::default(),
+            stats: ViewStats { counters: Mutex::new(counters), last_update_micros: Mutex::new(None) },
+        };
+        self.views.write().map_err(|_| poisoned())?.insert(id, Arc::new(live));
+        drop(guards);
+        Ok(true)
+    }
+
+    /// Forgets views the catalog no longer has (after a DROP).
+    pub fn forget_dropped(&self) {
+        if let Ok(mut views) = self.views.write() {
+            views.retain(|id, v| self.catalog.table(&v.name).is_some_and(|t| t.def().id == *id));
+        }
+    }
+
+    /// Purges rows of views with a retention whose window ended longer ago than the
+    /// retention before the view's latest event time. Runs off the write path; returns the
+    /// number of rows purged.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        let views: Vec<Arc<LiveView>> = self.views.read().map_err(|_| poisoned())?.values().cloned().collect();
+        let mut purged = 0;
+        for v in views {
+            let Some(table) = self.catalog.table(&v.name) else { continue };
+            let (Some(retention), Some(meta)) = (table.def().event_time.retention_micros, table.def().view()) else { continue };
+            let Some(end_col) = meta.window_end else { continue };
+            let Some(latest) = v.stats.counters.lock().ok().and_then(|c| c.last_event_time) else { continue };
+            let horizon = latest.saturating_sub(retention);
+            let _guard = v.lock.lock().await;
+            purged += purge_view(self.store(), &table, &v, end_col, horizon)?;
+        }
+        Ok(purged)
+    }
+}
+
+/// Deletes a windowed view's rows (and their group state) whose window ended before
+/// `horizon` (microseconds).
+fn purge_view(store: &Arc<dyn Store>, table: &Table, v: &LiveView, end_col: usize, horizon: i64) -> Result<u64> {
+    let id = table.def().id;
+    let mut ws = WriteSet::new();
+    let mut purged = 0u64;
+    let mut counters_delta = 0i64;
+    store.scan(Cf::Rows, &keys::table_start(id), &keys::table_end(id), &mut |k, val| {
+        let row = codec::decode_columns(val, Some(&[end_col]))?;
+        let ends = nowdb_udfs::window::timestamps(row.column(0).as_ref()).map_err(|e| nowdb_storage::StorageError::Corrupt(e.to_string()))?;
+        let unit = match row.column(0).data_type() {
+            datafusion::arrow::datatypes::DataType::Timestamp(u, _) => u.clone(),
+            _ => return Ok(ScanControl::Continue),
+        };
+        if let Some(Some(end)) = ends.first() {
+            if nowdb_udfs::window::unit_to_micros(*end, &unit) < horizon {
+                ws.delete(Cf::Rows, k.to_vec());
+                ws.delete(Cf::ViewState, state::group_key(id, &k[4..]));
+                let prefix_end = |a: usize| state::prefix_end(&state::values_prefix(id, a, &k[4..]));
+                if let Ok(ViewPlan { shape: crate::plan::Shape::Aggregate(agg), .. }) = &v.compiled {
+                    for a in 0..agg.aggs.len() {
+                        ws.delete_range(Cf::ViewState, state::values_prefix(id, a, &k[4..]), prefix_end(a));
+                    }
+                }
+                purged += 1;
+                counters_delta -= 1;
+            }
+        }
+        Ok(ScanControl::Continue)
+    })?;
+    if purged > 0 {
+        let counters = {
+            let mut c = v.stats.counters.lock().map_err(|_| poisoned())?;
+            c.rows += counters_delta;
+            c.clone()
+        };
+        ws.put(Cf::ViewState, state::stats_key(id), serde_json::to_vec(&counters).unwrap_or_default());
+        store.write(ws)?;
+    }
+    Ok(purged)
+}
+
+/// Feeds every stored row of `table` to `visit`, in batches with their identities.
+fn read_rows(table: &Table, visit: &mut dyn FnMut(RowSet) -> Result<()>) -> Result<()> {
+    let id = table.def().id;
+    let store = table.store().clone();
+    let mut failure: Option<ViewError> = None;
+    if table.is_keyed() {
+        let mut rows: Vec<RecordBatch> = Vec::new();
+        let mut ids: Vec<Vec<u8>> = Vec::new();
+        let mut flush = |rows: &mut Vec<RecordBatch>, ids: &mut Vec<Vec<u8>>| -> Result<()> {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let batch = concat_batches(table.schema(), rows.iter())?;
+            rows.clear();
+            visit(RowSet { rows: batch, ids: std::mem::take(ids) })
+        };
+        store.scan(Cf::Rows, &keys::table_start(id), &keys::table_end(id), &mut |k, v| {
+            let b = codec::decode_batch(v)?;
+            let b = RecordBatch::try_new(table.schema().clone(), b.columns().to_vec())?;
+            rows.push(b);
+            ids.push(k[4..].to_vec());
+            if rows.len() >= BACKFILL_ROWS {
+                if let Err(e) = flush(&mut rows, &mut ids) {
+                    failure = Some(e);
+                    return Ok(ScanControl::Stop);
+                }
+            }
+            Ok(ScanControl::Continue)
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        flush(&mut rows, &mut ids)
+    } else {
+        store.scan(Cf::Log, &keys::table_start(id), &keys::table_end(id), &mut |k, v| {
+            let b = codec::decode_batch(v)?;
+            let b = RecordBatch::try_new(table.schema().clone(), b.columns().to_vec())?;
+            let seq = keys::log_seq(k)?;
+            let ids = RowSet::log_ids(seq, 0, b.num_rows());
+            if let Err(e) = visit(RowSet { rows: b, ids }) {
+                failure = Some(e);
+                return Ok(ScanControl::Stop);
+            }
+            Ok(ScanControl::Continue)
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// What a maintenance step holds until its write is durable.
+struct Commit {
+    _guards: Vec<tokio::sync::OwnedMutexGuard<()>>,
+    stats: Vec<(Arc<LiveView>, ViewCounters)>,
+    event_time: Option<(u32, i64)>,
+    event_times: Arc<Mutex<HashMap<u32, i64>>>,
+    started: Instant,
+}
+
+impl Derived for Commit {
+    fn committed(self: Box<Self>) {
+        let micros = self.started.elapsed().as_micros() as i64;
+        for (v, c) in &self.stats {
+            if let Ok(mut cur) = v.stats.counters.lock() {
+                *cur = c.clone();
+            }
+            if let Ok(mut l) = v.stats.last_update_micros.lock() {
+                *l = Some(micros);
+            }
+        }
+        if let (Some((t, m)), Ok(mut times)) = (self.event_time, self.event_times.lock()) {
+            let e = times.entry(t).or_insert(m);
+            *e = (*e).max(m);
+        }
+    }
+}
+
+#[async_trait]
+impl ChangeSink for ViewEngine {
+    fn observes(&self, table_id: u32) -> bool {
+        let watermarked = self.catalog.tables().iter().any(|t| t.def().id == table_id && t.def().event_time.watermark.is_some());
+        watermarked || self.views.read().map(|v| v.values().any(|v| v.reads(table_id))).unwrap_or(false)
+    }
+
+    async fn derive(&self, table: &Table, change: TableChange, ws: &mut WriteSet) -> nowdb_catalog::Result<Box<dyn Derived>> {
+        let started = Instant::now();
+        let table_id = table.def().id;
+        let affected = self.affected(table_id);
+        let mut guards = Vec::with_capacity(affected.len());
+        for v in &affected {
+            guards.push(v.lock.clone().lock_owned().await);
+        }
+        // The table's event time, for its watermark.
+        let mut event_time = None;
+        if let (Some((col, _)), Some(added)) = (table.def().event_time.watermark, &change.added) {
+            let array = added.rows.column(col);
+            if let datafusion::arrow::datatypes::DataType::Timestamp(unit, _) = array.data_type() {
+                let max = nowdb_udfs::window::timestamps(array.as_ref())?.into_iter().flatten().max();
+                if let Some(m) = max.map(|m| nowdb_udfs::window::unit_to_micros(m, unit)) {
+                    let cur = self.event_times.lock().ok().and_then(|t| t.get(&table_id).copied());
+                    let new = cur.map_or(m, |c| c.max(m));
+                    ws.put(Cf::ViewState, state::event_time_key(table_id), new.to_le_bytes().to_vec());
+                    event_time = Some((table_id, new));
+                }
+            }
+        }
+        let mut stats = Vec::new();
+        let mut queue: Vec<(u32, TableChange)> = vec![(table_id, change)];
+        let mut next = 0;
+        while next < queue.len() {
+            let (src, change) = (queue[next].0, queue[next].1.clone());
+            next += 1;
+            for v in affected.iter().filter(|v| v.reads(src)) {
+                let plan = v.plan().map_err(nowdb_catalog::CatalogError::from)?;
+                let late_before = if src == table_id { self.late_before(plan, table) } else { None };
+                let target = ViewTarget { id: v.id, plan, stored: &v.stored, store: self.store(), late_before };
+                let applied = apply::apply(&target, src, &change, ws).map_err(nowdb_catalog::CatalogError::from)?;
+                let mut c = v.stats.counters.lock().map(|c| c.clone()).unwrap_or_default();
+                c.rows += applied.rows_delta;
+                c.events_processed += applied.events;
+                c.late_events_dropped += applied.late;
+                if let Some(t) = applied.max_event_time {
+                    c.last_event_time = Some(c.last_event_time.map_or(t, |x| x.max(t)));
+                }
+                ws.put(Cf::ViewState, state::stats_key(v.id), serde_json::to_vec(&c).unwrap_or_default());
+                stats.push((v.clone(), c));
+                if applied.out.removed.is_some() || applied.out.added.is_some() {
+                    queue.push((v.id, applied.out));
+                }
+            }
+        }
+        Ok(Box::new(Commit { _guards: guards, stats, event_time, event_times: self.event_times.clone(), started }))
+    }
+}
