@@ -138,6 +138,7 @@ pub async fn compile(state: &SessionState, catalog: &Catalog, sql: &str) -> Resu
         match node {
             LogicalPlan::Sort(s) if s.fetch.is_none() => node = s.input.as_ref(),
             LogicalPlan::Limit(_) | LogicalPlan::Sort(_) => return refuse("LIMIT / OFFSET"),
+            LogicalPlan::Distinct(_) if node.inputs().iter().any(|i| matches!(i, LogicalPlan::Union(_))) => return refuse("UNION"),
             LogicalPlan::Distinct(_) => return refuse("SELECT DISTINCT (use GROUP BY)"),
             LogicalPlan::Union(_) => return refuse("UNION"),
             LogicalPlan::Window(_) => return refuse("window functions (OVER)"),
@@ -314,7 +315,7 @@ fn source<'a>(catalog: &Catalog, plan: &'a LogicalPlan) -> Result<(StreamSource,
             let left_outer = match j.join_type {
                 JoinType::Inner => false,
                 JoinType::Left => true,
-                other => return refuse(format!("{other} JOIN (inner and LEFT JOIN are maintained)")),
+                other => return refuse(format!("{} JOIN (inner and LEFT JOIN are maintained)", other.to_string().to_uppercase())),
             };
             let stream = stream_source(catalog, &j.left)?;
             let Some((right_provider, _)) = provider_of(&j.right) else {
