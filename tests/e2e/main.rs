@@ -6,3 +6,4 @@ mod durability;
 mod errors;
 mod protocol;
 mod slt;
+mod views;
