@@ -40,7 +40,7 @@ struct Args {
     #[arg(long)]
     curves: PathBuf,
     /// Workloads to run.
-    #[arg(long, value_delimiter = ',', default_value = "lookup,ingest,freshness")]
+    #[arg(long, value_delimiter = ',', default_value = "lookup,ingest,view_lookup,freshness")]
     workloads: Vec<String>,
     /// Systems to run them on.
     #[arg(long, value_delimiter = ',', default_value = "nowdb,postgres,redis")]
@@ -111,46 +111,45 @@ async fn run(args: &Args) -> Result<(), String> {
     }
 
     let trigger = "events + per-row trigger upserting user_stats";
+    let note_of = |i: usize| if i > 0 { trigger } else { workloads::NOWDB_VIEWS_NOTE };
+    let needs_events = workload("ingest") || workload("view_lookup") || workload("freshness");
+    if needs_events {
+        for (i, sys) in systems.iter().enumerate() {
+            workloads::create_events(sys, i > 0).await?;
+        }
+    }
     if workload("ingest") {
         eprintln!("ingest ...");
-        let no_views = "event table; continuous views not implemented yet";
         for (i, sys) in systems.iter().enumerate() {
-            let is_pg = i > 0;
-            let note = if is_pg { trigger } else { no_views };
-            workloads::create_events(sys, is_pg).await?;
-            results.push(workloads::ingest_copy(sys, s, note).await?);
-            results.push(workloads::ingest_insert(sys, s, note).await?);
+            results.push(workloads::ingest_copy(sys, s, note_of(i)).await?);
+            results.push(workloads::ingest_insert(sys, s, note_of(i)).await?);
+        }
+    }
+
+    if workload("view_lookup") {
+        if !workload("ingest") {
+            for sys in &systems {
+                workloads::ingest_copy(sys, s, "").await?;
+            }
+        }
+        for conns in [1, 16] {
+            eprintln!("view lookups from {conns} connection(s) ...");
+            for sys in &systems {
+                results.push(workloads::view_lookup(sys, s, conns).await?);
+            }
         }
     }
 
     if workload("freshness") {
         eprintln!("freshness ...");
-        let c = tokio_postgres::connect(&systems[0].conn, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
-        tokio::spawn(c.1);
-        c.0.batch_execute("CREATE TABLE user_stats (user_id BIGINT PRIMARY KEY, n BIGINT NOT NULL, total DOUBLE PRECISION NOT NULL)")
-            .await
-            .map_err(|e| e.to_string())?;
-        results.push(
-            workloads::freshness(
-                &systems[0],
-                s,
-                "INSERT INTO user_stats VALUES ($1, 1, $2) ON CONFLICT (user_id) DO UPDATE SET n = user_stats.n + 1, total = user_stats.total + excluded.total",
-                "SELECT total FROM user_stats WHERE user_id = $1",
-                "application upsert into a keyed table (views not implemented yet)",
-            )
-            .await?,
-        );
-        if let Some(pg_sys) = systems.get(1) {
-            if !workload("ingest") {
-                workloads::create_events(pg_sys, true).await?;
-            }
+        for (i, sys) in systems.iter().enumerate() {
             results.push(
                 workloads::freshness(
-                    pg_sys,
+                    sys,
                     s,
                     "INSERT INTO events VALUES ($1, $2, now())",
                     "SELECT total FROM user_stats WHERE user_id = $1",
-                    trigger,
+                    note_of(i),
                 )
                 .await?,
             );

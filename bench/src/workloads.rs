@@ -171,16 +171,55 @@ BEGIN
 END $$;
 CREATE TRIGGER events_stats AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION bump_stats();";
 
-/// Creates the event table (and, on PostgreSQL, the aggregate trigger).
-pub async fn create_events(sys: &PgSystem, with_trigger: bool) -> std::result::Result<(), String> {
+/// nowdb's way: three continuous views over the events (the first is the trigger's table).
+const NOWDB_VIEWS: &str = "
+CREATE MATERIALIZED VIEW user_stats AS SELECT user_id, count(*) AS n, sum(amount) AS total FROM events GROUP BY user_id;
+CREATE MATERIALIZED VIEW per_minute AS SELECT window_start, count(*) AS n, sum(amount) AS total, max(amount) AS hi
+  FROM TUMBLE(events, ts, INTERVAL '1 minute') GROUP BY window_start;
+CREATE MATERIALIZED VIEW last_5_minutes AS SELECT window_start, count(*) AS n, avg(amount) AS mean
+  FROM HOP(events, ts, INTERVAL '1 minute', INTERVAL '5 minutes') GROUP BY window_start;";
+
+/// What each system maintains on ingest, for the report.
+pub const NOWDB_VIEWS_NOTE: &str = "3 continuous views: GROUP BY user_id, TUMBLE 1 min, HOP 1 min/5 min";
+
+/// Creates the event table and what keeps per-user aggregates current: on PostgreSQL the
+/// aggregate trigger, on nowdb the continuous views.
+pub async fn create_events(sys: &PgSystem, is_pg: bool) -> std::result::Result<(), String> {
     let c = connect(&sys.conn).await?;
     c.batch_execute("CREATE TABLE events (user_id BIGINT NOT NULL, amount DOUBLE PRECISION, ts TIMESTAMP NOT NULL)")
         .await
         .map_err(|e| e.to_string())?;
-    if with_trigger {
-        c.batch_execute(PG_TRIGGER).await.map_err(|e| e.to_string())?;
-    }
+    c.batch_execute(if is_pg { PG_TRIGGER } else { NOWDB_VIEWS }).await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Prepared lookups of one user's aggregates (nowdb: the view; PostgreSQL: the trigger's
+/// table) from `conns` connections, over the users the ingest wrote.
+pub async fn view_lookup(sys: &PgSystem, scale: Scale, conns: usize) -> std::result::Result<Result, String> {
+    let deadline = Instant::now() + Duration::from_secs(scale.lookup_secs);
+    let users = scale.keys.min(scale.events).max(1);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..conns {
+        let c = connect(&sys.conn).await?;
+        tasks.push(tokio::spawn(async move {
+            let stmt = c.prepare("SELECT n, total FROM user_stats WHERE user_id = $1").await.map_err(|e| e.to_string())?;
+            let mut h = measure::histogram();
+            let mut rng = Rng::new(0x51_7cc1 + t as u64);
+            while Instant::now() < deadline {
+                let k = rng.below(users) as i64;
+                let t0 = Instant::now();
+                let rows = c.query(&stmt, &[&k]).await.map_err(|e| e.to_string())?;
+                record(&mut h, t0.elapsed());
+                if rows.len() != 1 {
+                    return Err(format!("user {k}: {} rows", rows.len()));
+                }
+            }
+            Ok::<_, String>(h)
+        }));
+    }
+    let all = merge(tasks).await?;
+    Ok(Result::from_histogram(&format!("view lookup c={conns}"), sys.name, &all, start.elapsed(), "lookups/s", ""))
 }
 
 fn event_line(i: u64, users: u64, out: &mut String) {
