@@ -244,7 +244,8 @@ pub async fn create_view(views: &ViewEngine, state: &SessionState, cv: &CreateVi
             other => return Err(NowError::coded("22023", format!("unrecognized parameter \"{other}\""))),
         }
     }
-    let created = views.create(state, &name, &cv.query.to_string(), cv.if_not_exists, retention).await?;
+    let query = crate::naming::alias_unnamed(&cv.query).to_string();
+    let created = views.create(state, &name, &query, cv.if_not_exists, retention).await?;
     Ok(created.then(|| views.describe().into_iter().find(|d| d.name == name).map_or(0, |d| d.counters.rows)))
 }
 

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::sql::sqlparser::ast::{Expr, SelectItem, SetExpr, Statement};
+use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr, Statement};
 
 use crate::ddl::ident_name;
 
@@ -30,6 +30,22 @@ pub fn client_schema(stmt: &Statement, schema: SchemaRef) -> SchemaRef {
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `query` with Postgres' names made explicit (`count(*)` becomes `count(*) AS count`): a
+/// view's columns are named as PostgreSQL would name them.
+pub fn alias_unnamed(query: &Query) -> Query {
+    let mut q = query.clone();
+    if let SetExpr::Select(select) = q.body.as_mut() {
+        for item in select.projection.iter_mut() {
+            if let SelectItem::UnnamedExpr(e) = item {
+                if let Some(name) = pg_name(e) {
+                    *item = SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', name) };
+                }
+            }
+        }
+    }
+    q
 }
 
 fn select_list_names(stmt: &Statement) -> Option<Vec<Option<String>>> {

@@ -71,7 +71,7 @@ fn concat_rows(schema: &SchemaRef, parts: Vec<Rows>) -> Result<Option<Rows>> {
 
 fn take_rows(rows: &Rows, idx: &UInt32Array, schema: &SchemaRef) -> Result<Rows> {
     let cols = rows.rows.columns().iter().map(|c| take(c.as_ref(), idx, None)).collect::<std::result::Result<Vec<_>, _>>()?;
-    let ids = idx.values().iter().map(|&i| rows.ids[i as usize].clone()).collect();
+    let ids = if rows.ids.is_empty() { Vec::new() } else { idx.values().iter().map(|&i| rows.ids[i as usize].clone()).collect() };
     Ok(Rows { rows: RecordBatch::try_new(schema.clone(), cols)?, ids })
 }
 
@@ -94,7 +94,7 @@ pub fn apply(t: &ViewTarget<'_>, source: u32, change: &TableChange, ws: &mut Wri
         let added = change.added.as_ref().map(|r| stream_rows(t, r, true, ws, &mut applied)).transpose()?.flatten();
         (removed, added)
     } else if let Some(j) = plan.join.as_ref().filter(|j| j.right_id == source) {
-        applied.events += change.removed.as_ref().map_or(0, |r| r.ids.len()) as u64 + change.added.as_ref().map_or(0, |r| r.ids.len()) as u64;
+        applied.events += change.removed.as_ref().map_or(0, |r| r.rows.num_rows()) as u64 + change.added.as_ref().map_or(0, |r| r.rows.num_rows()) as u64;
         right_change(t, j, change)?
     } else {
         return Ok(applied);
@@ -108,11 +108,16 @@ pub fn apply(t: &ViewTarget<'_>, source: u32, change: &TableChange, ws: &mut Wri
     Ok(applied)
 }
 
+/// Whether output rows are keyed by source row identities (projections) rather than groups.
+fn needs_ids(plan: &ViewPlan) -> bool {
+    matches!(plan.shape, Shape::Project(_))
+}
+
 fn filter(plan: &ViewPlan, rows: Rows) -> Result<Option<Rows>> {
     let Some(f) = &plan.filter else { return Ok(Some(rows)) };
     let mask = eval_bool(f, &rows.rows)?;
     let keep: Vec<u32> = (0..mask.len()).filter(|&i| mask.is_valid(i) && mask.value(i)).map(|i| i as u32).collect();
-    if keep.len() == rows.ids.len() {
+    if keep.len() == rows.rows.num_rows() {
         return Ok(Some(rows));
     }
     if keep.is_empty() {
@@ -125,8 +130,10 @@ fn filter(plan: &ViewPlan, rows: Rows) -> Result<Option<Rows>> {
 /// Stream-side rows: late filter, join index, windows, join.
 fn stream_rows(t: &ViewTarget<'_>, rows: &Rows, adding: bool, ws: &mut WriteSet, applied: &mut Applied) -> Result<Option<Rows>> {
     let plan = t.plan;
-    applied.events += rows.ids.len() as u64;
-    let mut base = rows.clone();
+    applied.events += rows.rows.num_rows() as u64;
+    // Row identities are only needed to key projection rows and join-index entries.
+    let keep_ids = needs_ids(plan) || plan.join.is_some();
+    let mut base = Rows { rows: rows.rows.clone(), ids: if keep_ids { rows.ids.clone() } else { Vec::new() } };
     if let Some((ts_col, _)) = plan.stream.window {
         let ts = window::timestamps(base.rows.column(ts_col).as_ref())?;
         let unit = match base.rows.column(ts_col).data_type() {
@@ -139,14 +146,14 @@ fn stream_rows(t: &ViewTarget<'_>, rows: &Rows, adding: bool, ws: &mut WriteSet,
         }
         if let (true, Some(wm)) = (adding, t.late_before) {
             let keep: Vec<u32> = micros.iter().enumerate().filter(|(_, m)| m.is_none_or(|m| m >= wm)).map(|(i, _)| i as u32).collect();
-            if keep.len() < base.ids.len() {
-                applied.late += (base.ids.len() - keep.len()) as u64;
+            if keep.len() < base.rows.num_rows() {
+                applied.late += (base.rows.num_rows() - keep.len()) as u64;
                 let schema = base.rows.schema();
                 base = take_rows(&base, &UInt32Array::from(keep), &schema)?;
             }
         }
     }
-    if base.ids.is_empty() {
+    if base.rows.num_rows() == 0 {
         return Ok(None);
     }
     if let Some(j) = &plan.join {
@@ -161,6 +168,9 @@ fn stream_rows(t: &ViewTarget<'_>, rows: &Rows, adding: bool, ws: &mut WriteSet,
                 ws.delete(Cf::ViewState, key);
             }
         }
+    }
+    if !needs_ids(plan) {
+        base.ids = Vec::new();
     }
     let windowed = windowed(plan, base)?;
     match &plan.join {
@@ -193,6 +203,9 @@ fn stream_rows(t: &ViewTarget<'_>, rows: &Rows, adding: bool, ws: &mut WriteSet,
 fn windowed(plan: &ViewPlan, base: Rows) -> Result<Rows> {
     let Some((ts_col, spec)) = &plan.stream.window else { return Ok(base) };
     let (batch, idx) = window::expand(&base.rows, *ts_col, spec, &plan.stream.schema)?;
+    if base.ids.is_empty() {
+        return Ok(Rows { rows: batch, ids: Vec::new() });
+    }
     let starts = batch.column(batch.num_columns() - 2);
     let starts = window::timestamps(starts.as_ref())?;
     let ids = idx
@@ -278,7 +291,7 @@ fn attach_right(plan: &ViewPlan, j: &JoinSpec, left: Rows, right: &[Option<Recor
     let keep = UInt32Array::from(keep);
     let mut cols: Vec<ArrayRef> = left.rows.columns().iter().map(|c| take(c.as_ref(), &keep, None)).collect::<std::result::Result<_, _>>()?;
     cols.extend(right_cols);
-    let ids = keep.values().iter().map(|&i| left.ids[i as usize].clone()).collect();
+    let ids = if left.ids.is_empty() { Vec::new() } else { keep.values().iter().map(|&i| left.ids[i as usize].clone()).collect() };
     Ok(Some(Rows { rows: RecordBatch::try_new(plan.input_schema.clone(), cols)?, ids }))
 }
 
@@ -319,9 +332,10 @@ fn right_change(t: &ViewTarget<'_>, j: &JoinSpec, change: &TableChange) -> Resul
             continue;
         }
         let base_schema = left_rows[0].schema();
+        let ids = if needs_ids(plan) { ids } else { Vec::new() };
         let base = Rows { rows: concat_batches(&base_schema, &left_rows)?, ids };
         let left = windowed(plan, base)?;
-        let n = left.ids.len();
+        let n = left.rows.num_rows();
         if old.is_some() || j.left_outer {
             if let Some(r) = attach_right(plan, j, left.clone(), &vec![old.clone(); n])? {
                 removed.push(r);
@@ -429,15 +443,16 @@ fn aggregate(t: &ViewTarget<'_>, agg: &AggPlan, removed: Option<Rows>, added: Op
     }
     let mut order: Vec<Vec<u8>> = Vec::new();
     let mut work: HashMap<Vec<u8>, GroupWork> = HashMap::new();
+    let mut gk = Vec::new();
     for (s, side) in sides.iter().enumerate() {
-        for row in 0..side.rows.ids.len() {
-            let mut gk = Vec::new();
+        for row in 0..side.rows.rows.num_rows() {
+            gk.clear();
             keys::encode_values(&mut gk, &side.groups, row)?;
-            match work.get_mut(&gk) {
+            match work.get_mut(gk.as_slice()) {
                 Some(w) => w.rows.push((s, row)),
                 None => {
                     order.push(gk.clone());
-                    work.insert(gk, GroupWork { key_row: (s, row), rows: vec![(s, row)] });
+                    work.insert(gk.clone(), GroupWork { key_row: (s, row), rows: vec![(s, row)] });
                 }
             }
         }
@@ -445,6 +460,8 @@ fn aggregate(t: &ViewTarget<'_>, agg: &AggPlan, removed: Option<Rows>, added: Op
     if order.is_empty() {
         return Ok(());
     }
+    // Key order: RocksDB's memtable inserts sorted keys much faster than scattered ones.
+    order.sort_unstable();
     let state_keys: Vec<Vec<u8>> = order.iter().map(|g| state::group_key(t.id, g)).collect();
     let stored = t.store.multi_get(Cf::ViewState, &state_keys)?;
     let global = agg.group.is_empty();
