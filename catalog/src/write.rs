@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast_with_options, concat_batches, take, CastOptions};
 use datafusion::arrow::util::display::array_value_to_string;
-use nowdb_storage::{codec, keys, BatchStats, Cf, Store, WriteSet};
+use nowdb_storage::{codec, keys, rowcodec, BatchStats, Cf, Store, WriteSet};
 
 use crate::catalog::{Table, WriteGuard};
 use crate::change::{RowSet, TableChange};
@@ -108,7 +108,7 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
         let present = existing[row].is_some() || !first_in_statement;
         match (&on_conflict, present) {
             (_, false) => {
-                ws.put(Cf::Rows, key.to_vec(), codec::encode_batch(&batch.slice(row, 1))?);
+                ws.put(Cf::Rows, key.to_vec(), rowcodec::encode_row(&batch, row)?);
                 change.added.push((batch.slice(row, 1), key[4..].to_vec()));
                 affected += 1;
             }
@@ -132,7 +132,7 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
             let bytes = existing[row].as_deref().ok_or_else(|| {
                 CatalogError::Cardinality("ON CONFLICT DO UPDATE command cannot affect row a second time".into())
             })?;
-            stored.push(conform(def, table.schema(), &codec::decode_batch(bytes)?)?);
+            stored.push(rowcodec::decode_rows([bytes], table.schema(), None)?);
         }
         let existing_rows = concat_batches(table.schema(), &stored).map_err(CatalogError::from)?;
         let idx = UInt32Array::from(conflicts.iter().map(|&r| r as u32).collect::<Vec<_>>());
@@ -153,7 +153,7 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
             }
             change.removed.push((existing_rows.slice(i, 1), row_keys[row][4..].to_vec()));
             change.added.push((updated.slice(i, 1), new_key[4..].to_vec()));
-            ws.put(Cf::Rows, new_key, codec::encode_batch(&updated.slice(i, 1))?);
+            ws.put(Cf::Rows, new_key, rowcodec::encode_row(&updated, i)?);
             affected += 1;
         }
     }
@@ -202,7 +202,7 @@ fn stored_rows(table: &Table, row_keys: &[Vec<u8>]) -> Result<Vec<(RecordBatch, 
     let mut out = Vec::with_capacity(row_keys.len());
     for (key, value) in row_keys.iter().zip(values) {
         if let Some(bytes) = value {
-            out.push((conform(table.def(), table.schema(), &codec::decode_batch(&bytes)?)?, key[4..].to_vec()));
+            out.push((rowcodec::decode_rows([bytes.as_slice()], table.schema(), None)?, key[4..].to_vec()));
         }
     }
     Ok(out)
@@ -309,7 +309,7 @@ pub async fn update(table: &Table, _lock: &WriteGuard<'_>, old_keys: &RecordBatc
             ws.delete(Cf::Rows, old);
             moved.push((new.clone(), row));
         }
-        ws.put(Cf::Rows, new, codec::encode_batch(&new_rows.slice(row, 1))?);
+        ws.put(Cf::Rows, new, rowcodec::encode_row(&new_rows, row)?);
     }
     // A key moved onto a row that exists and is not itself being moved away collides.
     for (key, row) in moved {

@@ -11,6 +11,7 @@ pub mod codec;
 pub mod error;
 pub mod keys;
 pub mod rocks;
+pub mod rowcodec;
 pub mod stats;
 pub mod store;
 

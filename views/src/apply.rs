@@ -16,7 +16,7 @@ use datafusion::arrow::compute::{cast, cast_with_options, concat_batches, take, 
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type, SchemaRef};
 use datafusion::scalar::ScalarValue;
 use nowdb_catalog::{RowSet, TableChange};
-use nowdb_storage::{codec, keys, Cf, ScanControl, Store, WriteSet};
+use nowdb_storage::{keys, rowcodec, Cf, ScanControl, Store, WriteSet};
 use nowdb_udfs::window;
 
 use crate::agg::{finalize, AggKind, AggSpec, AggState, GroupState, NumKind};
@@ -163,7 +163,7 @@ fn stream_rows(t: &ViewTarget<'_>, rows: &Rows, adding: bool, ws: &mut WriteSet,
             let mut key = state::join_prefix(t.id, k);
             key.extend_from_slice(&base.ids[i]);
             if adding {
-                ws.put(Cf::ViewState, key, codec::encode_batch(&base.rows.slice(i, 1))?);
+                ws.put(Cf::ViewState, key, rowcodec::encode_row(&base.rows, i)?);
             } else {
                 ws.delete(Cf::ViewState, key);
             }
@@ -191,7 +191,7 @@ fn stream_rows(t: &ViewTarget<'_>, rows: &Rows, adding: bool, ws: &mut WriteSet,
             let mut right = Vec::with_capacity(found.len());
             for (k, v) in keys.iter().zip(found) {
                 right.push(match (k, v) {
-                    (Some(_), Some(bytes)) => Some(codec::decode_batch(&bytes)?),
+                    (Some(_), Some(bytes)) => Some(rowcodec::decode_rows([bytes.as_slice()], &j.right_schema, None)?),
                     _ => None,
                 });
             }
@@ -321,19 +321,19 @@ fn right_change(t: &ViewTarget<'_>, j: &JoinSpec, change: &TableChange) -> Resul
     let (mut removed, mut added) = (Vec::new(), Vec::new());
     for (key, (old, new)) in per_key {
         let prefix = state::join_prefix(t.id, &key);
-        let mut left_rows = Vec::new();
+        let mut left_rows: Vec<Vec<u8>> = Vec::new();
         let mut ids = Vec::new();
         t.store.scan(Cf::ViewState, &prefix, &state::prefix_end(&prefix), &mut |k, v| {
             ids.push(k[prefix.len()..].to_vec());
-            left_rows.push(codec::decode_batch(v)?);
+            left_rows.push(v.to_vec());
             Ok(ScanControl::Continue)
         })?;
         if ids.is_empty() {
             continue;
         }
-        let base_schema = left_rows[0].schema();
         let ids = if needs_ids(plan) { ids } else { Vec::new() };
-        let base = Rows { rows: concat_batches(&base_schema, &left_rows)?, ids };
+        let rows = rowcodec::decode_rows(left_rows.iter().map(|v| v.as_slice()), &plan.stream.base_schema, None)?;
+        let base = Rows { rows, ids };
         let left = windowed(plan, base)?;
         let n = left.rows.num_rows();
         if old.is_some() || j.left_outer {
@@ -382,7 +382,7 @@ fn project(t: &ViewTarget<'_>, exprs: &[PhysExpr], removed: Option<Rows>, added:
     }
     if let Some(a) = &added {
         for (i, id) in a.ids.iter().enumerate() {
-            ws.put(Cf::Rows, row_key(t.id, id), codec::encode_batch(&a.rows.slice(i, 1))?);
+            ws.put(Cf::Rows, row_key(t.id, id), rowcodec::encode_row(&a.rows, i)?);
         }
         applied.rows_delta += a.ids.len() as i64;
     }
@@ -514,7 +514,7 @@ fn aggregate(t: &ViewTarget<'_>, agg: &AggPlan, removed: Option<Rows>, added: Op
     }
     if let Some(a) = &added {
         for (i, id) in a.ids.iter().enumerate() {
-            ws.put(Cf::Rows, row_key(t.id, id), codec::encode_batch(&a.rows.slice(i, 1))?);
+            ws.put(Cf::Rows, row_key(t.id, id), rowcodec::encode_row(&a.rows, i)?);
         }
         applied.rows_delta += a.ids.len() as i64;
     }
@@ -704,7 +704,7 @@ pub fn init_global(t: &ViewTarget<'_>, ws: &mut WriteSet, applied: &mut Applied)
     let row = agg.aggs.iter().zip(&empty.aggs).map(|(spec, s)| finalize(spec, s)).collect::<Result<Vec<_>>>()?;
     ws.put(Cf::ViewState, state::group_key(t.id, &[]), empty.encode());
     if let Some(a) = output_rows(t, agg, vec![row], vec![Vec::new()])? {
-        ws.put(Cf::Rows, row_key(t.id, &[]), codec::encode_batch(&a.rows)?);
+        ws.put(Cf::Rows, row_key(t.id, &[]), rowcodec::encode_row(&a.rows, 0)?);
         applied.rows_delta += 1;
     }
     Ok(())

@@ -12,11 +12,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::execution::context::SessionState;
 use nowdb_catalog::{Catalog, ChangeSink, ColumnDef, Derived, EventTime, RowSet, SqlType, Table, TableChange, ViewMeta};
-use nowdb_storage::{codec, keys, Cf, ScanControl, Store, WriteSet};
+use nowdb_storage::{codec, keys, rowcodec, Cf, ScanControl, Store, WriteSet};
 use tracing::{info, warn};
 
 use crate::apply::{self, Applied, ViewTarget};
@@ -305,7 +304,7 @@ fn purge_view(store: &Arc<dyn Store>, table: &Table, v: &LiveView, end_col: usiz
     let mut purged = 0u64;
     let mut counters_delta = 0i64;
     store.scan(Cf::Rows, &keys::table_start(id), &keys::table_end(id), &mut |k, val| {
-        let row = codec::decode_columns(val, Some(&[end_col]))?;
+        let row = rowcodec::decode_rows([val], table.schema(), Some(&[end_col]))?;
         let ends = nowdb_udfs::window::timestamps(row.column(0).as_ref()).map_err(|e| nowdb_storage::StorageError::Corrupt(e.to_string()))?;
         let unit = match row.column(0).data_type() {
             datafusion::arrow::datatypes::DataType::Timestamp(u, _) => u.clone(),
@@ -345,20 +344,18 @@ fn read_rows(table: &Table, visit: &mut dyn FnMut(RowSet) -> Result<()>) -> Resu
     let store = table.store().clone();
     let mut failure: Option<ViewError> = None;
     if table.is_keyed() {
-        let mut rows: Vec<RecordBatch> = Vec::new();
+        let mut rows: Vec<Vec<u8>> = Vec::new();
         let mut ids: Vec<Vec<u8>> = Vec::new();
-        let mut flush = |rows: &mut Vec<RecordBatch>, ids: &mut Vec<Vec<u8>>| -> Result<()> {
+        let mut flush = |rows: &mut Vec<Vec<u8>>, ids: &mut Vec<Vec<u8>>| -> Result<()> {
             if rows.is_empty() {
                 return Ok(());
             }
-            let batch = concat_batches(table.schema(), rows.iter())?;
+            let batch = rowcodec::decode_rows(rows.iter().map(|v| v.as_slice()), table.schema(), None)?;
             rows.clear();
             visit(RowSet { rows: batch, ids: std::mem::take(ids) })
         };
         store.scan(Cf::Rows, &keys::table_start(id), &keys::table_end(id), &mut |k, v| {
-            let b = codec::decode_batch(v)?;
-            let b = RecordBatch::try_new(table.schema().clone(), b.columns().to_vec())?;
-            rows.push(b);
+            rows.push(v.to_vec());
             ids.push(k[4..].to_vec());
             if rows.len() >= BACKFILL_ROWS {
                 if let Err(e) = flush(&mut rows, &mut ids) {

@@ -42,6 +42,8 @@ pub struct StreamSource {
     pub window: Option<(usize, WindowSpec)>,
     /// Its rows' schema after windowing (the table's columns, then window_start/end).
     pub schema: SchemaRef,
+    /// The table's own schema (its stored rows).
+    pub base_schema: SchemaRef,
 }
 
 /// `stream JOIN keyed ON stream.k = keyed.pk`.
@@ -55,6 +57,8 @@ pub struct JoinSpec {
     pub left_keys: Vec<usize>,
     /// The keyed table's primary-key types, in key order.
     pub key_types: Vec<DataType>,
+    /// The keyed table's schema (its stored rows).
+    pub right_schema: SchemaRef,
     /// LEFT JOIN (keep unmatched stream rows with NULLs) rather than INNER.
     pub left_outer: bool,
 }
@@ -295,11 +299,12 @@ fn stream_source(catalog: &Catalog, plan: &LogicalPlan) -> Result<StreamSource> 
             table_id: table.def().id,
             window: Some((w.ts_col, w.spec)),
             schema: w.schema(),
+            base_schema: table.schema().clone(),
         });
     }
     if let Some(s) = any.downcast_ref::<StoredTable>() {
         let t = s.table();
-        return Ok(StreamSource { table: t.name().to_string(), table_id: t.def().id, window: None, schema: t.schema().clone() });
+        return Ok(StreamSource { table: t.name().to_string(), table_id: t.def().id, window: None, schema: t.schema().clone(), base_schema: t.schema().clone() });
     }
     refuse("reading a system table")
 }
@@ -373,7 +378,7 @@ fn source<'a>(catalog: &Catalog, plan: &'a LogicalPlan) -> Result<(StreamSource,
                 return refuse(format!("a JOIN on columns of \"{}\" outside its primary key", right.name()));
             }
             let key_types = pk.iter().map(|&k| right.schema().field(k).data_type().clone()).collect();
-            let join = JoinSpec { right: right.name().to_string(), right_id: right.def().id, left_keys, key_types, left_outer };
+            let join = JoinSpec { right: right.name().to_string(), right_id: right.def().id, left_keys, key_types, right_schema: right.schema().clone(), left_outer };
             Ok((stream, Some(join), j.schema.as_ref()))
         }
         other => refuse(format!("reading from {}", node_name(other))),

@@ -8,7 +8,7 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 use datafusion::scalar::ScalarValue;
-use nowdb_storage::{codec, keys, Cf};
+use nowdb_storage::{keys, rowcodec, Cf};
 
 use super::access::{cast_exact, split_and};
 use crate::catalog::{Catalog, Table};
@@ -90,7 +90,7 @@ impl PointLookup {
             return Ok(Some(RecordBatch::new_empty(schema.clone())));
         };
         let batch = match table.store().get(Cf::Rows, &key)? {
-            Some(bytes) => codec::decode_columns(&bytes, Some(&self.projection))?,
+            Some(bytes) => rowcodec::decode_rows([bytes.as_slice()], table.schema(), Some(&self.projection))?,
             None => return Ok(Some(RecordBatch::new_empty(schema.clone()))),
         };
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));

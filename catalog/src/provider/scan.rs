@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -16,12 +15,12 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
-use nowdb_storage::{codec, keys, BatchStats, Cf, ScanControl};
+use nowdb_storage::{codec, keys, rowcodec, BatchStats, Cf, ScanControl};
 use tokio::sync::mpsc;
 
 use super::access::Access;
 use crate::catalog::Table;
-use crate::{CatalogError, Result};
+use crate::Result;
 
 /// Rows per batch a keyed-table scan emits.
 const SCAN_BATCH_ROWS: usize = 4096;
@@ -178,30 +177,37 @@ impl Reader {
         Ok(self.tx.blocking_send(Ok(batch)).is_ok() && self.remaining > 0)
     }
 
-    /// Decodes the projected columns of a stored value.
+    /// Decodes the projected columns of a stored log batch.
     fn decode(&self, bytes: &[u8]) -> nowdb_storage::Result<RecordBatch> {
         let batch = codec::decode_columns(bytes, self.projection.as_deref())?;
+        self.rewrap(batch)
+    }
+
+    /// Decodes the projected columns of stored rows into one batch.
+    fn decode_rows(&self, values: &[Vec<u8>]) -> nowdb_storage::Result<RecordBatch> {
+        let batch = rowcodec::decode_rows(values.iter().map(|v| v.as_slice()), self.table.schema(), self.projection.as_deref())?;
+        self.rewrap(batch)
+    }
+
+    fn rewrap(&self, batch: RecordBatch) -> nowdb_storage::Result<RecordBatch> {
         // Stored batches carry the table's schema; re-wrap to share the exact SchemaRef.
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
         Ok(RecordBatch::try_new_with_options(self.schema.clone(), batch.columns().to_vec(), &options)?)
     }
 
-    fn flush_rows(&mut self, rows: &mut Vec<RecordBatch>) -> Result<bool> {
+    fn flush_rows(&mut self, rows: &mut Vec<Vec<u8>>) -> Result<bool> {
         if rows.is_empty() {
             return Ok(true);
         }
-        let batch = concat_batches(&self.schema, rows.iter()).map_err(CatalogError::from)?;
+        let batch = self.decode_rows(rows)?;
         rows.clear();
         self.emit(batch)
     }
 
     fn read_keys(&mut self, keys: &[Vec<u8>]) -> Result<()> {
         let values = self.table.store().multi_get(Cf::Rows, keys)?;
-        let mut rows = Vec::new();
-        for v in values.iter().flatten() {
-            self.counters.entries_read.fetch_add(1, Ordering::Relaxed);
-            rows.push(self.decode(v)?);
-        }
+        let mut rows: Vec<Vec<u8>> = values.into_iter().flatten().collect();
+        self.counters.entries_read.fetch_add(rows.len(), Ordering::Relaxed);
         self.flush_rows(&mut rows)?;
         Ok(())
     }
@@ -213,7 +219,7 @@ impl Reader {
         let mut failure = None;
         store.scan(Cf::Rows, &keys::table_start(id), &keys::table_end(id), &mut |_, v| {
             self.counters.entries_read.fetch_add(1, Ordering::Relaxed);
-            rows.push(self.decode(v)?);
+            rows.push(v.to_vec());
             if rows.len() >= SCAN_BATCH_ROWS.min(self.remaining) {
                 match self.flush_rows(&mut rows) {
                     Ok(true) => {}
