@@ -9,7 +9,7 @@ use nowdb_storage::{keys, Cf, Store, WriteSet};
 use tracing::info;
 
 use crate::change::ChangeSink;
-use crate::table::{ColumnDef, EventTime, TableDef, TableKind, ViewMeta};
+use crate::table::{ColumnDef, EventTime, TableDef, TableKind};
 use crate::{CatalogError, Result};
 
 const TABLE_PREFIX: &[u8] = b"table/";
@@ -221,29 +221,17 @@ impl Catalog {
         Ok((self.next_table_id()?, guard))
     }
 
-    /// Creates a view with id `id` (from [`Catalog::begin_view`]); `backfill` holds the
-    /// view's initial rows and state, committed with the definition.
-    pub fn create_view(
-        &self,
-        _ddl: std::sync::MutexGuard<'_, ()>,
-        id: u32,
-        name: &str,
-        columns: Vec<ColumnDef>,
-        meta: ViewMeta,
-        event_time: EventTime,
-        backfill: WriteSet,
-    ) -> Result<Arc<Table>> {
-        if self.table(name).is_some() {
-            return Err(CatalogError::TableExists(name.into()));
+    /// Creates a view from its definition (built with [`TableDef::new_view`] and the id from
+    /// [`Catalog::begin_view`]); `backfill` holds the view's initial rows and state,
+    /// committed with the definition.
+    pub fn create_view(&self, _ddl: std::sync::MutexGuard<'_, ()>, def: TableDef, backfill: WriteSet) -> Result<Arc<Table>> {
+        if def.view().is_none() {
+            return Err(CatalogError::InvalidDefinition(format!("\"{}\" is not a view definition", def.name)));
         }
-        let mut def = TableDef::new(id, name.to_string(), columns, vec![])?;
-        for &k in &meta.primary_key {
-            if k >= def.columns.len() {
-                return Err(CatalogError::InvalidDefinition("view key column out of range".into()));
-            }
+        if self.table(&def.name).is_some() {
+            return Err(CatalogError::TableExists(def.name));
         }
-        def.kind = TableKind::View(meta);
-        def.event_time = event_time;
+        let (name, id) = (def.name.clone(), def.id);
         let table = self.persist_new(def, backfill)?;
         info!(view = name, id, "created materialized view");
         Ok(table)

@@ -16,7 +16,7 @@ pub fn time_column(table: &Table) -> Option<(usize, TimeUnit)> {
         table.schema().fields().iter().position(|f| matches!(f.data_type(), DataType::Timestamp(_, _)))
     })?;
     match table.schema().field(col).data_type() {
-        DataType::Timestamp(unit, _) => Some((col, unit.clone())),
+        DataType::Timestamp(unit, _) => Some((col, *unit)),
         _ => None,
     }
 }

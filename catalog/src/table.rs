@@ -125,6 +125,17 @@ impl TableDef {
         Ok(TableDef { id, name, columns, kind, event_time: EventTime::default() })
     }
 
+    /// Builds and validates a view's definition.
+    pub fn new_view(id: u32, name: String, columns: Vec<ColumnDef>, meta: ViewMeta, event_time: EventTime) -> Result<Self> {
+        let mut def = TableDef::new(id, name, columns, vec![])?;
+        if meta.primary_key.iter().chain(meta.window_end.iter()).any(|&k| k >= def.columns.len()) {
+            return Err(CatalogError::InvalidDefinition("view key column out of range".into()));
+        }
+        def.kind = TableKind::View(meta);
+        def.event_time = event_time;
+        Ok(def)
+    }
+
     /// The Arrow schema of the table's rows.
     pub fn arrow_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(

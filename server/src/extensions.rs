@@ -54,7 +54,7 @@ fn tokens(sql: &str) -> Vec<(usize, usize)> {
     out
 }
 
-fn word<'a>(sql: &'a str, t: (usize, usize)) -> &'a str {
+fn word(sql: &str, t: (usize, usize)) -> &str {
     &sql[t.0..t.1]
 }
 

@@ -137,7 +137,7 @@ fn stream_rows(t: &ViewTarget<'_>, rows: &Rows, adding: bool, ws: &mut WriteSet,
     if let Some((ts_col, _)) = plan.stream.window {
         let ts = window::timestamps(base.rows.column(ts_col).as_ref())?;
         let unit = match base.rows.column(ts_col).data_type() {
-            DataType::Timestamp(u, _) => u.clone(),
+            DataType::Timestamp(u, _) => *u,
             _ => datafusion::arrow::datatypes::TimeUnit::Microsecond,
         };
         let micros: Vec<Option<i64>> = ts.iter().map(|v| v.map(|v| window::unit_to_micros(v, &unit))).collect();

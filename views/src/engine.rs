@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::execution::context::SessionState;
-use nowdb_catalog::{Catalog, ChangeSink, ColumnDef, Derived, EventTime, RowSet, SqlType, Table, TableChange, ViewMeta};
+use nowdb_catalog::{Catalog, ChangeSink, ColumnDef, Derived, EventTime, RowSet, SqlType, Table, TableChange, TableDef, ViewMeta};
 use nowdb_storage::{codec, keys, rowcodec, Cf, ScanControl, Store, WriteSet};
 use tracing::{info, warn};
 
@@ -253,7 +253,8 @@ impl ViewEngine {
         let window_end = plan.window_end;
         let meta = ViewMeta { query: query.to_string(), primary_key: key, sources: plan.sources(), window_end };
         let event_time = EventTime { watermark: None, retention_micros };
-        let view = self.catalog.create_view(ddl, id, name, columns, meta, event_time, ws)?;
+        let def = TableDef::new_view(id, name.to_string(), columns, meta, event_time)?;
+        let view = self.catalog.create_view(ddl, def, ws)?;
         let sources = plan.sources().iter().filter_map(|s| self.catalog.table(s)).map(|t| t.def().id).collect();
         let live = LiveView {
             id,
@@ -307,7 +308,7 @@ fn purge_view(store: &Arc<dyn Store>, table: &Table, v: &LiveView, end_col: usiz
         let row = rowcodec::decode_rows([val], table.schema(), Some(&[end_col]))?;
         let ends = nowdb_udfs::window::timestamps(row.column(0).as_ref()).map_err(|e| nowdb_storage::StorageError::Corrupt(e.to_string()))?;
         let unit = match row.column(0).data_type() {
-            datafusion::arrow::datatypes::DataType::Timestamp(u, _) => u.clone(),
+            datafusion::arrow::datatypes::DataType::Timestamp(u, _) => *u,
             _ => return Ok(ScanControl::Continue),
         };
         if let Some(Some(end)) = ends.first() {
