@@ -93,14 +93,19 @@ pub async fn load_redis(port: u16, scale: Scale) -> std::result::Result<Duration
 
 /// Prepared single-key lookups from `conns` connections for `secs`.
 pub async fn lookup(sys: &PgSystem, scale: Scale, conns: usize) -> std::result::Result<Result, String> {
+    keyed_lookups(sys, scale, conns, "SELECT * FROM features WHERE k = $1", scale.keys, "lookup").await
+}
+
+/// `sql` with `$1` = a random key below `keys`, prepared, from `conns` connections for
+/// `scale.lookup_secs`; every lookup must find one row.
+async fn keyed_lookups(sys: &PgSystem, scale: Scale, conns: usize, sql: &'static str, keys: u64, workload: &str) -> std::result::Result<Result, String> {
     let deadline = Instant::now() + Duration::from_secs(scale.lookup_secs);
     let mut tasks = Vec::new();
     let start = Instant::now();
     for t in 0..conns {
         let c = connect(&sys.conn).await?;
-        let keys = scale.keys;
         tasks.push(tokio::spawn(async move {
-            let stmt = c.prepare("SELECT * FROM features WHERE k = $1").await.map_err(|e| e.to_string())?;
+            let stmt = c.prepare(sql).await.map_err(|e| e.to_string())?;
             let mut h = measure::histogram();
             let mut rng = Rng::new(0x9e37_79b9 + t as u64);
             while Instant::now() < deadline {
@@ -116,7 +121,7 @@ pub async fn lookup(sys: &PgSystem, scale: Scale, conns: usize) -> std::result::
         }));
     }
     let all = merge(tasks).await?;
-    Ok(Result::from_histogram(&format!("lookup c={conns}"), sys.name, &all, start.elapsed(), "lookups/s", ""))
+    Ok(Result::from_histogram(&format!("{workload} c={conns}"), sys.name, &all, start.elapsed(), "lookups/s", ""))
 }
 
 type Task = tokio::task::JoinHandle<std::result::Result<hdrhistogram::Histogram<u64>, String>>;
@@ -196,30 +201,8 @@ pub async fn create_events(sys: &PgSystem, is_pg: bool) -> std::result::Result<(
 /// Prepared lookups of one user's aggregates (nowdb: the view; PostgreSQL: the trigger's
 /// table) from `conns` connections, over the users the ingest wrote.
 pub async fn view_lookup(sys: &PgSystem, scale: Scale, conns: usize) -> std::result::Result<Result, String> {
-    let deadline = Instant::now() + Duration::from_secs(scale.lookup_secs);
     let users = scale.keys.min(scale.events).max(1);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for t in 0..conns {
-        let c = connect(&sys.conn).await?;
-        tasks.push(tokio::spawn(async move {
-            let stmt = c.prepare("SELECT n, total FROM user_stats WHERE user_id = $1").await.map_err(|e| e.to_string())?;
-            let mut h = measure::histogram();
-            let mut rng = Rng::new(0x51_7cc1 + t as u64);
-            while Instant::now() < deadline {
-                let k = rng.below(users) as i64;
-                let t0 = Instant::now();
-                let rows = c.query(&stmt, &[&k]).await.map_err(|e| e.to_string())?;
-                record(&mut h, t0.elapsed());
-                if rows.len() != 1 {
-                    return Err(format!("user {k}: {} rows", rows.len()));
-                }
-            }
-            Ok::<_, String>(h)
-        }));
-    }
-    let all = merge(tasks).await?;
-    Ok(Result::from_histogram(&format!("view lookup c={conns}"), sys.name, &all, start.elapsed(), "lookups/s", ""))
+    keyed_lookups(sys, scale, conns, "SELECT n, total FROM user_stats WHERE user_id = $1", users, "view lookup").await
 }
 
 fn event_line(i: u64, users: u64, out: &mut String) {

@@ -367,13 +367,9 @@ fn row_key(view: u32, id: &[u8]) -> Vec<u8> {
     k
 }
 
-fn project(t: &ViewTarget<'_>, exprs: &[PhysExpr], removed: Option<Rows>, added: Option<Rows>, ws: &mut WriteSet, applied: &mut Applied) -> Result<()> {
-    let out = |rows: Rows| -> Result<Rows> {
-        let cols = exprs.iter().map(|e| eval(e, &rows.rows)).collect::<Result<Vec<_>>>()?;
-        Ok(Rows { rows: conform(t.stored, cols)?, ids: rows.ids })
-    };
-    let removed = removed.map(out).transpose()?;
-    let added = added.map(out).transpose()?;
+/// Deletes the view's removed rows and writes its added ones (removals first, so a row both
+/// removed and added stays); they become the change for views reading this one.
+fn write_rows(t: &ViewTarget<'_>, removed: Option<Rows>, added: Option<Rows>, ws: &mut WriteSet, applied: &mut Applied) -> Result<()> {
     if let Some(r) = &removed {
         for id in &r.ids {
             ws.delete(Cf::Rows, row_key(t.id, id));
@@ -388,6 +384,16 @@ fn project(t: &ViewTarget<'_>, exprs: &[PhysExpr], removed: Option<Rows>, added:
     }
     applied.out = TableChange { removed, added };
     Ok(())
+}
+
+fn project(t: &ViewTarget<'_>, exprs: &[PhysExpr], removed: Option<Rows>, added: Option<Rows>, ws: &mut WriteSet, applied: &mut Applied) -> Result<()> {
+    let out = |rows: Rows| -> Result<Rows> {
+        let cols = exprs.iter().map(|e| eval(e, &rows.rows)).collect::<Result<Vec<_>>>()?;
+        Ok(Rows { rows: conform(t.stored, cols)?, ids: rows.ids })
+    };
+    let removed = removed.map(out).transpose()?;
+    let added = added.map(out).transpose()?;
+    write_rows(t, removed, added, ws, applied)
 }
 
 /// One side's evaluated aggregate inputs.
@@ -506,20 +512,7 @@ fn aggregate(t: &ViewTarget<'_>, agg: &AggPlan, removed: Option<Rows>, added: Op
     }
     let removed = output_rows(t, agg, old_rows, old_keys)?;
     let added = output_rows(t, agg, new_rows, new_keys)?;
-    if let Some(r) = &removed {
-        for id in &r.ids {
-            ws.delete(Cf::Rows, row_key(t.id, id));
-        }
-        applied.rows_delta -= r.ids.len() as i64;
-    }
-    if let Some(a) = &added {
-        for (i, id) in a.ids.iter().enumerate() {
-            ws.put(Cf::Rows, row_key(t.id, id), rowcodec::encode_row(&a.rows, i)?);
-        }
-        applied.rows_delta += a.ids.len() as i64;
-    }
-    applied.out = TableChange { removed, added };
-    Ok(())
+    write_rows(t, removed, added, ws, applied)
 }
 
 /// Group rows (keys + aggregate values) through HAVING and the projection to output rows.
