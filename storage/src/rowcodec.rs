@@ -178,6 +178,23 @@ pub fn decode_rows<'a>(values: impl IntoIterator<Item = &'a [u8]>, schema: &Sche
     Ok(arrow::compute::concat_batches(&out_schema, &all)?)
 }
 
+/// The length of the row at the start of `value` (written by [`encode_row`] for `schema`);
+/// whatever follows it is the writer's own (the view engine keeps a group's state there).
+pub fn encoded_len(value: &[u8], schema: &SchemaRef) -> Result<usize> {
+    if value.first() != Some(&FORMAT) {
+        return Err(StorageError::Corrupt("not a row value".into()));
+    }
+    let n = schema.fields().len();
+    let bitmap = value.get(1..1 + n.div_ceil(8)).ok_or_else(corrupt)?;
+    let mut pos = 1 + n.div_ceil(8);
+    for (c, field) in schema.fields().iter().enumerate() {
+        if bitmap[c / 8] & (1 << (c % 8)) == 0 {
+            pos += value_len(field.data_type(), value.get(pos..).ok_or_else(corrupt)?)?;
+        }
+    }
+    Ok(pos)
+}
+
 fn fixed_width(dt: &DataType) -> Option<usize> {
     Some(match dt {
         DataType::Boolean | DataType::Int8 | DataType::UInt8 => 1,
@@ -367,6 +384,10 @@ mod tests {
         let some = decode_rows(encoded.iter().map(|v| v.as_slice()), &schema, Some(&[6, 1])).unwrap();
         assert_eq!(some, batch.project(&[6, 1]).unwrap());
         assert!(encoded[0].len() < 100, "{} bytes", encoded[0].len());
+        let mut with_suffix = encoded[1].clone();
+        with_suffix.extend_from_slice(b"state");
+        assert_eq!(encoded_len(&with_suffix, &schema).unwrap(), encoded[1].len());
+        assert_eq!(decode_rows([with_suffix.as_slice()], &schema, None).unwrap(), batch.slice(1, 1));
     }
 
     #[test]

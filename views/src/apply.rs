@@ -6,7 +6,7 @@
 //! state and output write goes into the caller's write set; the output rows that changed come
 //! back as a [`TableChange`] for views reading this one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -367,18 +367,27 @@ fn row_key(view: u32, id: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Deletes the view's removed rows and writes its added ones (removals first, so a row both
-/// removed and added stays); they become the change for views reading this one.
-fn write_rows(t: &ViewTarget<'_>, removed: Option<Rows>, added: Option<Rows>, ws: &mut WriteSet, applied: &mut Applied) -> Result<()> {
+/// Deletes the view's removed rows and writes its added ones (a row both removed and added
+/// is just overwritten); they become the change for views reading this one. `states`, when
+/// given, are the added rows' group states, stored after their values.
+fn write_rows(t: &ViewTarget<'_>, removed: Option<Rows>, added: Option<Rows>, states: Option<Vec<Vec<u8>>>, ws: &mut WriteSet, applied: &mut Applied) -> Result<()> {
+    let rewritten: HashSet<&[u8]> = match (&removed, &added) {
+        (Some(_), Some(a)) => a.ids.iter().map(|id| id.as_slice()).collect(),
+        _ => HashSet::new(),
+    };
     if let Some(r) = &removed {
-        for id in &r.ids {
+        for id in r.ids.iter().filter(|id| !rewritten.contains(id.as_slice())) {
             ws.delete(Cf::Rows, row_key(t.id, id));
         }
         applied.rows_delta -= r.ids.len() as i64;
     }
     if let Some(a) = &added {
         for (i, id) in a.ids.iter().enumerate() {
-            ws.put(Cf::Rows, row_key(t.id, id), rowcodec::encode_row(&a.rows, i)?);
+            let mut value = rowcodec::encode_row(&a.rows, i)?;
+            if let Some(state) = states.as_ref().and_then(|s| s.get(i)) {
+                value.extend_from_slice(state);
+            }
+            ws.put(Cf::Rows, row_key(t.id, id), value);
         }
         applied.rows_delta += a.ids.len() as i64;
     }
@@ -393,7 +402,7 @@ fn project(t: &ViewTarget<'_>, exprs: &[PhysExpr], removed: Option<Rows>, added:
     };
     let removed = removed.map(out).transpose()?;
     let added = added.map(out).transpose()?;
-    write_rows(t, removed, added, ws, applied)
+    write_rows(t, removed, added, None, ws, applied)
 }
 
 /// One side's evaluated aggregate inputs.
@@ -468,16 +477,19 @@ fn aggregate(t: &ViewTarget<'_>, agg: &AggPlan, removed: Option<Rows>, added: Op
     }
     // Key order: RocksDB's memtable inserts sorted keys much faster than scattered ones.
     order.sort_unstable();
-    let state_keys: Vec<Vec<u8>> = order.iter().map(|g| state::group_key(t.id, g)).collect();
-    let stored = t.store.multi_get(Cf::ViewState, &state_keys)?;
+    let in_row = state_in_row(agg);
+    let state_keys: Vec<Vec<u8>> = order.iter().map(|g| if in_row { row_key(t.id, g) } else { state::group_key(t.id, g) }).collect();
+    let stored = t.store.multi_get(if in_row { Cf::Rows } else { Cf::ViewState }, &state_keys)?;
     let global = agg.group.is_empty();
     let mut old_rows: Vec<Vec<ScalarValue>> = Vec::new();
     let mut old_keys: Vec<Vec<u8>> = Vec::new();
     let mut new_rows: Vec<Vec<ScalarValue>> = Vec::new();
     let mut new_keys: Vec<Vec<u8>> = Vec::new();
+    let mut new_states: Vec<Vec<u8>> = Vec::new();
     for ((gk, skey), bytes) in order.iter().zip(state_keys).zip(stored) {
         let w = &work[gk];
         let old = match bytes {
+            Some(b) if in_row => GroupState::decode(&b[rowcodec::encoded_len(&b, t.stored)?..])?,
             Some(b) => GroupState::decode(&b)?,
             None => GroupState::empty(&agg.aggs),
         };
@@ -505,14 +517,25 @@ fn aggregate(t: &ViewTarget<'_>, agg: &AggPlan, removed: Option<Rows>, added: Op
         if new.rows > 0 || global {
             new_rows.push(row_of(&new)?);
             new_keys.push(gk.clone());
-            ws.put(Cf::ViewState, skey, new.encode());
-        } else {
+            if in_row {
+                new_states.push(new.encode());
+            } else {
+                ws.put(Cf::ViewState, skey, new.encode());
+            }
+        } else if !in_row {
             ws.delete(Cf::ViewState, skey);
         }
     }
     let removed = output_rows(t, agg, old_rows, old_keys)?;
     let added = output_rows(t, agg, new_rows, new_keys)?;
-    write_rows(t, removed, added, ws, applied)
+    write_rows(t, removed, added, in_row.then_some(new_states), ws, applied)
+}
+
+/// Whether a group's state is stored after its row's values, in the row's entry (one RocksDB
+/// entry per group), rather than in its own entry. Only when every group has a row: with
+/// HAVING, a group can exist without one.
+fn state_in_row(agg: &AggPlan) -> bool {
+    agg.having.is_none()
 }
 
 /// Group rows (keys + aggregate values) through HAVING and the projection to output rows.
@@ -690,15 +713,18 @@ fn stored_extreme(t: &ViewTarget<'_>, prefix: &[u8], zeroed: &[Vec<u8>], greates
 /// created, since SQL returns that one row even for an empty table.
 pub fn init_global(t: &ViewTarget<'_>, ws: &mut WriteSet, applied: &mut Applied) -> Result<()> {
     let Shape::Aggregate(agg) = &t.plan.shape else { return Ok(()) };
-    if !agg.group.is_empty() || t.store.get(Cf::ViewState, &state::group_key(t.id, &[]))?.is_some() {
+    let exists = match state_in_row(agg) {
+        true => t.store.get(Cf::Rows, &row_key(t.id, &[]))?.is_some(),
+        false => t.store.get(Cf::ViewState, &state::group_key(t.id, &[]))?.is_some(),
+    };
+    if !agg.group.is_empty() || exists {
         return Ok(());
     }
     let empty = GroupState::empty(&agg.aggs);
     let row = agg.aggs.iter().zip(&empty.aggs).map(|(spec, s)| finalize(spec, s)).collect::<Result<Vec<_>>>()?;
-    ws.put(Cf::ViewState, state::group_key(t.id, &[]), empty.encode());
-    if let Some(a) = output_rows(t, agg, vec![row], vec![Vec::new()])? {
-        ws.put(Cf::Rows, row_key(t.id, &[]), rowcodec::encode_row(&a.rows, 0)?);
-        applied.rows_delta += 1;
+    if !state_in_row(agg) {
+        ws.put(Cf::ViewState, state::group_key(t.id, &[]), empty.encode());
     }
-    Ok(())
+    let added = output_rows(t, agg, vec![row], vec![Vec::new()])?;
+    write_rows(t, None, added, state_in_row(agg).then(|| vec![empty.encode()]), ws, applied)
 }
