@@ -1,7 +1,8 @@
 //! # nowdb-storage
 //!
 //! Owns durable bytes: RocksDB behind the small [`Store`] trait (column families, atomic write
-//! sets, ordered scans), the key encodings ([`keys`]) and the Arrow IPC batch codec ([`codec`]).
+//! sets, ordered scans), the key encodings ([`keys`]), the Arrow IPC batch codec of the append
+//! log ([`codec`]) and the compact row codec of keyed rows ([`rowcodec`]).
 //!
 //! It knows Arrow but not DataFusion, SQL, tables or views: callers hand it keys and values and
 //! get them back. Everything above it (catalog, views, server) reaches RocksDB only through
