@@ -3,13 +3,16 @@
 use std::path::Path;
 
 use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
     WriteOptions, DB,
 };
 use tracing::info;
 
 use crate::store::{Cf, ScanControl, Store, Visit, WriteOp, WriteSet};
 use crate::{Result, StorageError};
+
+/// Bytes of RocksDB's block cache (uncompressed table blocks), shared by all column families.
+const BLOCK_CACHE_BYTES: usize = 256 << 20;
 
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,9 +40,17 @@ impl RocksStore {
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
-        let cfs = Cf::ALL
-            .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        // One block cache for all column families, and bloom filters so that reads of absent
+        // keys (new view groups, new primary keys) skip the table files that cannot hold them.
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        let cfs = Cf::ALL.iter().map(|cf| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_block_based_table_factory(&table);
+            ColumnFamilyDescriptor::new(cf.name(), cf_opts)
+        });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         info!(path = %path.display(), ?durability, "opened rocksdb");
         Ok(Self { db, durability })
