@@ -209,7 +209,12 @@ impl Catalog {
         let id = self.next_table_id()?;
         let mut def = TableDef::new(id, name.to_string(), columns, primary_key)?;
         def.event_time = event_time;
-        self.persist_new(def, WriteSet::new())?;
+        // Nothing may be stored under a new id; clear what a crashed view backfill left.
+        let mut ws = WriteSet::new();
+        for cf in Cf::ALL {
+            ws.delete_range(cf, keys::table_start(id), keys::table_end(id));
+        }
+        self.persist_new(def, ws)?;
         info!(table = name, id, "created table");
         Ok(true)
     }

@@ -235,15 +235,26 @@ impl ViewEngine {
                 counters.last_event_time = Some(counters.last_event_time.map_or(t, |c| c.max(t)));
             }
         };
-        read_rows(&source, &mut |rows| {
+        let backfill = read_rows(&source, &mut |rows| {
             let change = TableChange { removed: None, added: Some(rows) };
             let applied = apply::apply(&target, plan.stream.table_id, &change, &mut ws)?;
             fold(&applied, &mut counters);
             // The next batch reads the state this one wrote. Nothing reads the view before its
-            // catalog entry commits, and a crash before that leaves state a retry clears.
+            // catalog entry commits; a failure clears what was written (below), and a crash
+            // leaves it to the next object created with this id, which clears it first.
             store.write(std::mem::take(&mut ws))?;
             Ok(())
-        })?;
+        });
+        if let Err(e) = backfill {
+            let mut undo = WriteSet::new();
+            for cf in [Cf::Rows, Cf::ViewState] {
+                undo.delete_range(cf, keys::table_start(id), keys::table_end(id));
+            }
+            if let Err(undo_error) = store.write(undo) {
+                warn!(view = name, error = %undo_error, "could not clear a failed backfill");
+            }
+            return Err(e);
+        }
         let mut initial = Applied::default();
         apply::init_global(&target, &mut ws, &mut initial)?;
         fold(&initial, &mut counters);
