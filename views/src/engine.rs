@@ -81,8 +81,7 @@ impl ViewEngine {
     /// silently falling behind.
     pub async fn load(&self, state: &SessionState) -> Result<()> {
         for table in self.catalog.tables() {
-            if let Some((col, _)) = table.def().event_time.watermark {
-                let _ = col;
+            if table.def().event_time.watermark.is_some() {
                 if let Some(v) = self.store().get(Cf::ViewState, &state::event_time_key(table.def().id))? {
                     if let Ok(b) = <[u8; 8]>::try_from(v.as_slice()) {
                         self.event_times.lock().map_err(|_| poisoned())?.insert(table.def().id, i64::from_le_bytes(b));
