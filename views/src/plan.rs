@@ -20,6 +20,7 @@ use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, Volatility};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+use nowdb_catalog::provider::access::split_and;
 use nowdb_catalog::provider::StoredTable;
 use nowdb_catalog::Catalog;
 use nowdb_udfs::window::{WindowSpec, WindowTable};
@@ -390,16 +391,6 @@ fn strip_cast(e: &Expr) -> &Expr {
         Expr::Cast(c) => strip_cast(&c.expr),
         Expr::TryCast(c) => strip_cast(&c.expr),
         other => other,
-    }
-}
-
-fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
-    match e {
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
-            split_and(left, out);
-            split_and(right, out);
-        }
-        other => out.push(other),
     }
 }
 

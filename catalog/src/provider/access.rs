@@ -80,7 +80,8 @@ impl Access {
     }
 }
 
-pub(crate) fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+/// The conjuncts of `e` (`a AND b AND c` gives `a`, `b`, `c`), appended to `out`.
+pub fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     match e {
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
             split_and(left, out);
