@@ -56,6 +56,24 @@ impl RocksStore {
         Ok(Self { db, durability })
     }
 
+    /// Visits `[start, end)` of `cf` in `direction` until `visit` stops.
+    fn iterate(&self, cf: Cf, start: &[u8], end: &[u8], direction: Direction, visit: Visit<'_>) -> Result<()> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(start.to_vec());
+        ro.set_iterate_upper_bound(end.to_vec());
+        let mode = match direction {
+            Direction::Forward => IteratorMode::Start,
+            Direction::Reverse => IteratorMode::End,
+        };
+        for item in self.db.iterator_cf_opt(self.cf(cf)?, ro, mode) {
+            let (k, v) = item?;
+            if visit(&k, &v)? == ScanControl::Stop {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily> {
         self.db
             .cf_handle(cf.name())
@@ -84,18 +102,7 @@ impl Store for RocksStore {
         end: &[u8],
         visit: Visit<'_>,
     ) -> Result<()> {
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(end.to_vec());
-        let iter = self
-            .db
-            .iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::From(start, Direction::Forward));
-        for item in iter {
-            let (k, v) = item?;
-            if visit(&k, &v)? == ScanControl::Stop {
-                break;
-            }
-        }
-        Ok(())
+        self.iterate(cf, start, end, Direction::Forward, visit)
     }
 
     fn scan_rev(
@@ -105,27 +112,16 @@ impl Store for RocksStore {
         end: &[u8],
         visit: Visit<'_>,
     ) -> Result<()> {
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(start.to_vec());
-        ro.set_iterate_upper_bound(end.to_vec());
-        for item in self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::End) {
-            let (k, v) = item?;
-            if visit(&k, &v)? == ScanControl::Stop {
-                break;
-            }
-        }
-        Ok(())
+        self.iterate(cf, start, end, Direction::Reverse, visit)
     }
 
     fn last_key(&self, cf: Cf, start: &[u8], end: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(start.to_vec());
-        ro.set_iterate_upper_bound(end.to_vec());
-        let mut iter = self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::End);
-        match iter.next() {
-            Some(item) => Ok(Some(item?.0.to_vec())),
-            None => Ok(None),
-        }
+        let mut last = None;
+        self.scan_rev(cf, start, end, &mut |k, _| {
+            last = Some(k.to_vec());
+            Ok(ScanControl::Stop)
+        })?;
+        Ok(last)
     }
 
     fn write(&self, set: WriteSet) -> Result<()> {
