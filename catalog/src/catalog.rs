@@ -67,7 +67,7 @@ impl Table {
 
     /// The sink observing this table's writes, if any does.
     pub fn observer(&self) -> Option<&Arc<dyn ChangeSink>> {
-        self.sink.get().filter(|s| s.observes(self.def.id))
+        self.sink.get().filter(|s| s.observes(self))
     }
 
     /// Holds the append gate shared (appends run under it).

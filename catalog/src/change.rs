@@ -57,8 +57,8 @@ pub trait Derived: Send {
 /// Follows table writes with derived writes.
 #[async_trait]
 pub trait ChangeSink: Send + Sync + Debug {
-    /// Whether anything derives from the table with this id (cheap; checked on every write).
-    fn observes(&self, table_id: u32) -> bool;
+    /// Whether anything derives from `table`'s writes (cheap; checked on every write).
+    fn observes(&self, table: &Table) -> bool;
 
     /// Adds the writes that follow from `change` to `ws`. The returned value is dropped (or
     /// told [`Derived::committed`]) once `ws` is committed or abandoned.

@@ -224,18 +224,18 @@ async fn append(table: &Table, batch: &RecordBatch) -> Result<u64> {
     let id = table.def().id;
     let mut ws = WriteSet::new();
     let mut ids = Vec::new();
-    let observed = table.observer().is_some();
+    let observer = table.observer();
     for c in 0..chunks {
         let offset = c * LOG_BATCH_ROWS;
         let slice = batch.slice(offset, LOG_BATCH_ROWS.min(batch.num_rows() - offset));
         let key = keys::log_key(id, first + c as u64);
         ws.put(Cf::LogStats, key.clone(), BatchStats::of(&slice).encode());
         ws.put(Cf::Log, key, codec::encode_batch(&slice)?);
-        if observed {
+        if observer.is_some() {
             ids.extend(RowSet::log_ids(first + c as u64, 0, slice.num_rows()));
         }
     }
-    match table.observer() {
+    match observer {
         Some(sink) => {
             let change = TableChange { removed: None, added: Some(RowSet { rows: batch.clone(), ids }) };
             let derived = sink.derive(table, change, &mut ws).await?;

@@ -425,9 +425,9 @@ impl Derived for Commit {
 
 #[async_trait]
 impl ChangeSink for ViewEngine {
-    fn observes(&self, table_id: u32) -> bool {
-        let watermarked = self.catalog.tables().iter().any(|t| t.def().id == table_id && t.def().event_time.watermark.is_some());
-        watermarked || self.views.read().map(|v| v.values().any(|v| v.reads(table_id))).unwrap_or(false)
+    fn observes(&self, table: &Table) -> bool {
+        let id = table.def().id;
+        table.def().event_time.watermark.is_some() || self.views.read().map(|v| v.values().any(|v| v.reads(id))).unwrap_or(false)
     }
 
     async fn derive(&self, table: &Table, change: TableChange, ws: &mut WriteSet) -> nowdb_catalog::Result<Box<dyn Derived>> {
@@ -456,7 +456,8 @@ impl ChangeSink for ViewEngine {
         let mut queue: Vec<(u32, TableChange)> = vec![(table_id, change)];
         let mut next = 0;
         while next < queue.len() {
-            let (src, change) = (queue[next].0, queue[next].1.clone());
+            // Each change is applied once per reader, then not needed again.
+            let (src, change) = (queue[next].0, std::mem::take(&mut queue[next].1));
             next += 1;
             for v in affected.iter().filter(|v| v.reads(src)) {
                 let plan = v.plan().map_err(nowdb_catalog::CatalogError::from)?;
