@@ -40,6 +40,12 @@ const VIEWS: &[(&str, &str)] = &[
          FROM events e JOIN users u ON e.user_id = u.user_id WHERE e.kind <> 'z' GROUP BY u.country",
     ),
     ("v_over_view", "SELECT country, n * 10 AS n10, hi FROM v_keyed WHERE n > 1"),
+    (
+        "v_window_join",
+        "SELECT u.country, window_start, count(*) AS n, sum(e.amount) AS total \
+         FROM HOP(events, ts, INTERVAL '1 minute', INTERVAL '2 minutes') e LEFT JOIN users u ON e.user_id = u.user_id \
+         GROUP BY u.country, window_start",
+    ),
     ("v_global", "SELECT count(*) AS n, sum(amount) AS total, max(ts) AS latest FROM events WHERE kind = 'a'"),
 ];
 

@@ -156,55 +156,69 @@ fn stream_rows(t: &ViewTarget<'_>, rows: &Rows, adding: bool, ws: &mut WriteSet,
     if base.rows.num_rows() == 0 {
         return Ok(None);
     }
-    if let Some(j) = &plan.join {
-        let join_keys = encoded_join_keys(j, &base.rows)?;
-        for (i, k) in join_keys.iter().enumerate() {
-            let Some(k) = k else { continue };
-            let mut key = state::join_prefix(t.id, k);
-            key.extend_from_slice(&base.ids[i]);
-            if adding {
-                ws.put(Cf::ViewState, key, rowcodec::encode_row(&base.rows, i)?);
-            } else {
-                ws.delete(Cf::ViewState, key);
+    // The keyed table's row for each stream row, read once per stream row (not per window).
+    let right = match &plan.join {
+        None => None,
+        Some(j) => {
+            let keys = encoded_join_keys(j, &base.rows)?;
+            for (i, k) in keys.iter().enumerate() {
+                let Some(k) = k else { continue };
+                let mut key = state::join_prefix(t.id, k);
+                key.extend_from_slice(&base.ids[i]);
+                if adding {
+                    ws.put(Cf::ViewState, key, rowcodec::encode_row(&base.rows, i)?);
+                } else {
+                    ws.delete(Cf::ViewState, key);
+                }
             }
+            Some((j, right_rows(t, j, &keys)?))
         }
-    }
+    };
     if !needs_ids(plan) {
         base.ids = Vec::new();
     }
-    let windowed = windowed(plan, base)?;
-    match &plan.join {
+    let (windowed, idx) = windowed(plan, base)?;
+    match right {
         None => Ok(Some(windowed)),
-        Some(j) => {
-            let keys = encoded_join_keys(j, &windowed.rows)?;
-            let lookups: Vec<Vec<u8>> = keys
-                .iter()
-                .map(|k| {
-                    let mut full = j.right_id.to_be_bytes().to_vec();
-                    if let Some(k) = k {
-                        full.extend_from_slice(k);
-                    }
-                    full
-                })
-                .collect();
-            let found = t.store.multi_get(Cf::Rows, &lookups)?;
-            let mut right = Vec::with_capacity(found.len());
-            for (k, v) in keys.iter().zip(found) {
-                right.push(match (k, v) {
-                    (Some(_), Some(bytes)) => Some(rowcodec::decode_rows([bytes.as_slice()], &j.right_schema, None)?),
-                    _ => None,
-                });
-            }
+        Some((j, right)) => {
+            let right = match idx {
+                Some(idx) => idx.values().iter().map(|&i| right[i as usize].clone()).collect(),
+                None => right,
+            };
             attach_right(plan, j, windowed, &right)
         }
     }
 }
 
-fn windowed(plan: &ViewPlan, base: Rows) -> Result<Rows> {
-    let Some((ts_col, spec)) = &plan.stream.window else { return Ok(base) };
+/// The keyed table's rows under `keys` (encoded as [`encoded_join_keys`] gives them).
+fn right_rows(t: &ViewTarget<'_>, j: &JoinSpec, keys: &[Option<Vec<u8>>]) -> Result<Vec<Option<RecordBatch>>> {
+    let lookups: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|k| {
+            let mut full = j.right_id.to_be_bytes().to_vec();
+            if let Some(k) = k {
+                full.extend_from_slice(k);
+            }
+            full
+        })
+        .collect();
+    let found = t.store.multi_get(Cf::Rows, &lookups)?;
+    let mut right = Vec::with_capacity(found.len());
+    for (k, v) in keys.iter().zip(found) {
+        right.push(match (k, v) {
+            (Some(_), Some(bytes)) => Some(rowcodec::decode_rows([bytes.as_slice()], &j.right_schema, None)?),
+            _ => None,
+        });
+    }
+    Ok(right)
+}
+
+/// Windows the rows (when the source is TUMBLE/HOP); with the input row of each output row.
+fn windowed(plan: &ViewPlan, base: Rows) -> Result<(Rows, Option<UInt32Array>)> {
+    let Some((ts_col, spec)) = &plan.stream.window else { return Ok((base, None)) };
     let (batch, idx) = window::expand(&base.rows, *ts_col, spec, &plan.stream.schema)?;
     if base.ids.is_empty() {
-        return Ok(Rows { rows: batch, ids: Vec::new() });
+        return Ok((Rows { rows: batch, ids: Vec::new() }, Some(idx)));
     }
     let starts = batch.column(batch.num_columns() - 2);
     let starts = window::timestamps(starts.as_ref())?;
@@ -218,7 +232,7 @@ fn windowed(plan: &ViewPlan, base: Rows) -> Result<Rows> {
             id
         })
         .collect();
-    Ok(Rows { rows: batch, ids })
+    Ok((Rows { rows: batch, ids }, Some(idx)))
 }
 
 /// The keyed table's key for each stream row, encoded like its row keys (`None`: a NULL).
@@ -334,7 +348,7 @@ fn right_change(t: &ViewTarget<'_>, j: &JoinSpec, change: &TableChange) -> Resul
         let ids = if needs_ids(plan) { ids } else { Vec::new() };
         let rows = rowcodec::decode_rows(left_rows.iter().map(|v| v.as_slice()), &plan.stream.base_schema, None)?;
         let base = Rows { rows, ids };
-        let left = windowed(plan, base)?;
+        let (left, _) = windowed(plan, base)?;
         let n = left.rows.num_rows();
         if old.is_some() || j.left_outer {
             if let Some(r) = attach_right(plan, j, left.clone(), &vec![old.clone(); n])? {
