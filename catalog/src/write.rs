@@ -127,14 +127,15 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
         }
     }
     if let (OnConflict::DoUpdate(resolver), false) = (&on_conflict, conflicts.is_empty()) {
-        let mut stored = Vec::with_capacity(conflicts.len());
-        for &row in &conflicts {
-            let bytes = existing[row].as_deref().ok_or_else(|| {
-                CatalogError::Cardinality("ON CONFLICT DO UPDATE command cannot affect row a second time".into())
-            })?;
-            stored.push(rowcodec::decode_rows([bytes], table.schema(), None)?);
-        }
-        let existing_rows = concat_batches(table.schema(), &stored).map_err(CatalogError::from)?;
+        let stored = conflicts
+            .iter()
+            .map(|&row| {
+                existing[row].as_deref().ok_or_else(|| {
+                    CatalogError::Cardinality("ON CONFLICT DO UPDATE command cannot affect row a second time".into())
+                })
+            })
+            .collect::<Result<Vec<&[u8]>>>()?;
+        let existing_rows = rowcodec::decode_rows(stored, table.schema(), None)?;
         let idx = UInt32Array::from(conflicts.iter().map(|&r| r as u32).collect::<Vec<_>>());
         let excluded = take_rows(table, &batch, &idx)?;
         let (updated, applies) = resolver.resolve(existing_rows.clone(), excluded).await?;
@@ -199,13 +200,9 @@ async fn commit_derived(table: &Table, mut ws: WriteSet, change: ChangeRows) -> 
 /// The stored rows under `row_keys` (full row keys), for the observer's `removed` rows.
 fn stored_rows(table: &Table, row_keys: &[Vec<u8>]) -> Result<Vec<(RecordBatch, Vec<u8>)>> {
     let values = table.store().multi_get(Cf::Rows, row_keys)?;
-    let mut out = Vec::with_capacity(row_keys.len());
-    for (key, value) in row_keys.iter().zip(values) {
-        if let Some(bytes) = value {
-            out.push((rowcodec::decode_rows([bytes.as_slice()], table.schema(), None)?, key[4..].to_vec()));
-        }
-    }
-    Ok(out)
+    let found: Vec<(&Vec<u8>, Vec<u8>)> = row_keys.iter().zip(values).filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+    let rows = rowcodec::decode_rows(found.iter().map(|(_, v)| v.as_slice()), table.schema(), None)?;
+    Ok(found.iter().enumerate().map(|(i, (key, _))| (rows.slice(i, 1), key[4..].to_vec())).collect())
 }
 
 fn writable(table: &Table) -> Result<()> {
