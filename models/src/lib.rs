@@ -1,34 +1,32 @@
 //! # nowdb-models
 //!
-//! Will own ONNX models as SQL functions: the model registry, ONNX Runtime sessions, batched
-//! inference on Arrow arrays on a CPU pool, and the model-as-`ScalarUDF` adapter. Until the
-//! models work lands it only defines the crate's error type and its category, so that the
-//! server's SQLSTATE mapping has its seam.
+//! Owns ONNX models as SQL functions: loading ONNX Runtime ([`runtime`]), reading a graph's
+//! SQL signature ([`signature`]), pooled sessions and batched runs on Arrow arrays
+//! ([`session`], [`model`]), the model-as-`ScalarUDFImpl` adapter ([`function`]), the
+//! registry of current versions ([`registry`]) and the `nowdb_catalog.models` system table
+//! ([`table`]).
 //!
-//! It must not depend on the catalog's tables or on the wire protocol.
+//! It must not depend on the catalog's tables, storage or the wire protocol: the catalog
+//! persists model bytes, the server wires the two together.
 
-use thiserror::Error;
+pub mod error;
+pub mod function;
+pub mod model;
+pub mod registry;
+pub mod runtime;
+pub mod session;
+pub mod signature;
+pub mod stats;
+pub mod table;
 
-/// Errors of model loading and inference.
-#[derive(Debug, Error)]
-pub enum ModelError {
-    /// No model of that name.
-    #[error("model \"{0}\" does not exist")]
-    NotFound(String),
-}
+pub use error::{ModelError, ModelErrorKind};
+pub use function::ModelFunction;
+pub use model::Model;
+pub use registry::ModelRegistry;
+pub use runtime::Runtime;
+pub use session::{Device, SessionOptions};
+pub use signature::Signature;
+pub use table::ModelsTable;
 
-/// Coarse classes of [`ModelError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelErrorKind {
-    /// An unknown model name (42883 when called as a function).
-    UndefinedModel,
-}
-
-impl ModelError {
-    /// The category of this error.
-    pub fn kind(&self) -> ModelErrorKind {
-        match self {
-            ModelError::NotFound(_) => ModelErrorKind::UndefinedModel,
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

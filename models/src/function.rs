@@ -1,0 +1,121 @@
+//! [`ModelFunction`]: a model version as a DataFusion scalar function.
+//!
+//! The function holds the version it was made from: a plan keeps the `Arc` of the function it
+//! was planned with, so a query in flight finishes on the version it started with when
+//! `CREATE OR REPLACE MODEL` registers a new function under the same name.
+
+use std::any::Any;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+
+use crate::model::{argument_type, is_numeric, Model};
+use crate::signature::Display;
+use crate::ModelError;
+
+/// A model callable from SQL.
+#[derive(Debug)]
+pub struct ModelFunction {
+    model: Arc<Model>,
+    signature: Signature,
+}
+
+impl ModelFunction {
+    /// The function of `model`.
+    pub fn new(model: Arc<Model>) -> Self {
+        // Immutable: a given version always gives the same output for the same input, which
+        // also lets continuous views use it.
+        Self { model, signature: Signature::user_defined(Volatility::Immutable) }
+    }
+
+    /// As a DataFusion UDF, to register.
+    pub fn udf(model: Arc<Model>) -> ScalarUDF {
+        ScalarUDF::new_from_impl(Self::new(model))
+    }
+
+    /// The model version it runs.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// The model behind a UDF, if it is a model's function.
+    pub fn of(udf: &ScalarUDF) -> Option<&Arc<Model>> {
+        let any: &dyn Any = udf.inner().as_ref();
+        any.downcast_ref::<ModelFunction>().map(|f| &f.model)
+    }
+}
+
+impl PartialEq for ModelFunction {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.model, &other.model)
+    }
+}
+
+impl Eq for ModelFunction {}
+
+impl Hash for ModelFunction {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.model.name().hash(state);
+        self.model.version().hash(state);
+    }
+}
+
+fn external(e: ModelError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+impl ScalarUDFImpl for ModelFunction {
+    fn name(&self) -> &str {
+        self.model.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(self.model.signature().return_type())
+    }
+
+    fn is_strict(&self) -> bool {
+        true
+    }
+
+    /// Checks the call against the graph's inputs at planning time and asks DataFusion to
+    /// cast each argument to its input's element type.
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        let sig = self.model.signature();
+        let expected = || Display(self.model.name(), sig).to_string();
+        if arg_types.len() != sig.arity() {
+            let given: Vec<String> = arg_types.iter().map(|t| t.to_string()).collect();
+            return Err(external(ModelError::WrongArity {
+                name: self.model.name().to_string(),
+                given: given.join(", "),
+                signature: expected(),
+            }));
+        }
+        arg_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match argument_type(sig, i) {
+                Some(element) if is_numeric(t) => Ok(element.data_type()),
+                _ => Err(external(ModelError::WrongType {
+                    name: self.model.name().to_string(),
+                    position: i + 1,
+                    given: t.to_string(),
+                    signature: expected(),
+                })),
+            })
+            .collect()
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let out = self.model.score(&arrays, rows).map_err(external)?;
+        Ok(ColumnarValue::Array(out))
+    }
+}
