@@ -25,6 +25,11 @@ pub fn nowdb_binary() -> PathBuf {
     bin
 }
 
+/// `tests/models`: the ONNX fixtures (`make_fixtures.py`), every test server's `--model-dir`.
+pub fn model_fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
@@ -58,7 +63,9 @@ impl TestServer {
         let child = Command::new(nowdb_binary())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
-            .env("NOWDB_LOG", "info")
+            .arg("--model-dir")
+            .arg(model_fixtures())
+            .env("NOWDB_LOG", "info,ort=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)

@@ -306,6 +306,11 @@ impl Catalog {
         Ok(true)
     }
 
+    /// Tells prepared plans to re-plan (a DDL that changes what names mean).
+    pub(crate) fn bump_generation(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
     fn next_table_id(&self) -> Result<u32> {
         let persisted = match self.store.get(Cf::Catalog, NEXT_ID_KEY)? {
             Some(v) => u32::from_be_bytes(v.as_slice().try_into().map_err(|_| {

@@ -57,6 +57,12 @@ pub enum CatalogError {
     /// A write to something only nowdb writes (a materialized view).
     #[error("cannot change materialized view \"{0}\"")]
     ReadOnly(String),
+    /// CREATE MODEL of a name in use.
+    #[error("model \"{0}\" already exists")]
+    ModelExists(String),
+    /// A model that does not exist.
+    #[error("model \"{0}\" does not exist")]
+    NoSuchModel(String),
     /// Valid SQL that nowdb does not do (yet).
     #[error("{0}")]
     Unsupported(String),
@@ -85,6 +91,8 @@ pub enum CatalogErrorKind {
     UndefinedColumn,
     /// 42704
     UndefinedObject,
+    /// 42710
+    DuplicateObject,
     /// 42P16
     InvalidDefinition,
     /// 23505
@@ -117,6 +125,8 @@ impl CatalogError {
             CatalogError::UniqueViolation { .. } => CatalogErrorKind::UniqueViolation,
             CatalogError::NotNullViolation { .. } => CatalogErrorKind::NotNullViolation,
             CatalogError::Cardinality(_) => CatalogErrorKind::Cardinality,
+            CatalogError::ModelExists(_) => CatalogErrorKind::DuplicateObject,
+            CatalogError::NoSuchModel(_) => CatalogErrorKind::UndefinedObject,
             CatalogError::Unsupported(_) => CatalogErrorKind::FeatureNotSupported,
             CatalogError::DependentObjects { .. } => CatalogErrorKind::DependentObjectsStillExist,
             CatalogError::ReadOnly(_) => CatalogErrorKind::WrongObjectType,

@@ -6,6 +6,7 @@
 //!   `ON CONFLICT`), turned into atomic storage [`nowdb_storage::WriteSet`]s ([`write`]);
 //! - DataFusion `SchemaProvider` / `TableProvider`s with projection and filter pushdown:
 //!   primary-key point reads and per-batch min/max pruning ([`provider`]);
+//! - model definitions and their ONNX bytes ([`models`]);
 //! - the pg_catalog / information_schema emulation clients introspect ([`pg`]).
 //!
 //! It must not speak the wire protocol, parse client SQL text, or touch RocksDB except through
@@ -14,6 +15,7 @@
 pub mod catalog;
 pub mod change;
 pub mod error;
+pub mod models;
 pub mod pg;
 pub mod provider;
 pub mod retention;
@@ -24,6 +26,7 @@ pub mod write;
 pub use catalog::{Catalog, Table, WriteGuard};
 pub use error::{CatalogError, CatalogErrorKind};
 pub use change::{ChangeSink, Derived, RowSet, TableChange};
+pub use models::ModelDef;
 pub use table::{ColumnDef, EventTime, TableDef, TableKind, ViewMeta};
 pub use types::SqlType;
 

@@ -27,8 +27,9 @@ impl ModelFunction {
     /// The function of `model`.
     pub fn new(model: Arc<Model>) -> Self {
         // Immutable: a given version always gives the same output for the same input, which
-        // also lets continuous views use it.
-        Self { model, signature: Signature::user_defined(Volatility::Immutable) }
+        // also lets continuous views use it. Any arguments: the checks against the graph are
+        // in `return_type` (planning time) with nowdb's own errors, and `Model::score` casts.
+        Self { model, signature: Signature::variadic_any(Volatility::Immutable) }
     }
 
     /// As a DataFusion UDF, to register.
@@ -76,40 +77,32 @@ impl ScalarUDFImpl for ModelFunction {
         &self.signature
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(self.model.signature().return_type())
-    }
-
-    fn is_strict(&self) -> bool {
-        true
-    }
-
-    /// Checks the call against the graph's inputs at planning time and asks DataFusion to
-    /// cast each argument to its input's element type.
-    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+    /// Checks the call against the graph's inputs at planning time: the number of
+    /// arguments (42883) and that each is numeric (42804).
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
         let sig = self.model.signature();
         let expected = || Display(self.model.name(), sig).to_string();
         if arg_types.len() != sig.arity() {
-            let given: Vec<String> = arg_types.iter().map(|t| t.to_string()).collect();
+            let given: Vec<&str> = arg_types.iter().map(sql_type_name).collect();
             return Err(external(ModelError::WrongArity {
                 name: self.model.name().to_string(),
                 given: given.join(", "),
                 signature: expected(),
             }));
         }
-        arg_types
-            .iter()
-            .enumerate()
-            .map(|(i, t)| match argument_type(sig, i) {
-                Some(element) if is_numeric(t) => Ok(element.data_type()),
-                _ => Err(external(ModelError::WrongType {
-                    name: self.model.name().to_string(),
-                    position: i + 1,
-                    given: t.to_string(),
-                    signature: expected(),
-                })),
-            })
-            .collect()
+        if let Some((i, t)) = arg_types.iter().enumerate().find(|(i, t)| argument_type(sig, *i).is_none() || !is_numeric(t)) {
+            return Err(external(ModelError::WrongType {
+                name: self.model.name().to_string(),
+                position: i + 1,
+                given: sql_type_name(t).to_string(),
+                signature: expected(),
+            }));
+        }
+        Ok(sig.return_type())
+    }
+
+    fn is_strict(&self) -> bool {
+        true
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
@@ -117,5 +110,27 @@ impl ScalarUDFImpl for ModelFunction {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let out = self.model.score(&arrays, rows).map_err(external)?;
         Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// The Postgres name of an argument's type, for error messages.
+fn sql_type_name(dt: &DataType) -> &str {
+    match dt {
+        DataType::Null => "unknown",
+        DataType::Boolean => "boolean",
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint",
+        DataType::Int32 | DataType::UInt16 => "integer",
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "bigint",
+        DataType::Float16 | DataType::Float32 => "real",
+        DataType::Float64 => "double precision",
+        DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..) => "numeric",
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text",
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea",
+        DataType::Date32 | DataType::Date64 => "date",
+        DataType::Timestamp(_, None) => "timestamp",
+        DataType::Timestamp(_, Some(_)) => "timestamptz",
+        DataType::Interval(_) => "interval",
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => "array",
+        _ => "unsupported type",
     }
 }

@@ -264,12 +264,20 @@ fn shape_text(dims: &[i64]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
-/// `float[?, 3]`, `seq(map(int64, float))`.
+/// `real[N, 3]`, `seq(map(bigint, real))`: SQL names where nowdb reads the type.
 fn describe(ty: &ValueType) -> String {
+    let name = |t: &TensorElementType| Element::from_onnx(*t).map_or_else(|| t.to_string(), |e| e.sql_name().to_string());
     match ty {
-        ValueType::Tensor { ty, shape, .. } => format!("{ty}{}", shape_text(shape)),
+        ValueType::Tensor { ty, shape, .. } => {
+            let dims: Vec<String> = shape.iter().enumerate().map(|(i, d)| match (i, *d) {
+                (0, d) if d < 0 => "N".to_string(),
+                (_, d) if d < 0 => "?".to_string(),
+                (_, d) => d.to_string(),
+            }).collect();
+            format!("{}[{}]", name(ty), dims.join(", "))
+        }
         ValueType::Sequence(inner) => format!("seq({})", describe(inner)),
-        ValueType::Map { key, value } => format!("map({key}, {value})"),
+        ValueType::Map { key, value } => format!("map({}, {})", name(key), name(value)),
         ValueType::Optional(inner) => format!("optional({})", describe(inner)),
     }
 }

@@ -13,6 +13,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// When a write is acknowledged (default: after fsync of the WAL).
     pub durability: Durability,
+    /// Where `CREATE MODEL name FROM 'file.onnx'` looks (default `./models`); paths leaving it
+    /// are refused.
+    pub model_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -21,6 +24,7 @@ impl Default for Config {
             listen: "127.0.0.1:5433".into(),
             data_dir: PathBuf::from("./nowdb-data"),
             durability: Durability::Sync,
+            model_dir: PathBuf::from("./models"),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! [`Engine`]: what every connection shares: the store, the catalog, the view engine and the
-//! query context.
+//! [`Engine`]: what every connection shares: the store, the catalog, the view engine, the
+//! loaded models and the query context.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::catalog::TableProvider;
 use nowdb_catalog::provider::{NowdbSchema, StoredTable};
 use nowdb_catalog::{Catalog, DATABASE, SCHEMA};
+use nowdb_models::{Device, Model, ModelFunction, ModelRegistry, ModelsTable, SessionOptions};
 use nowdb_storage::RocksStore;
 use nowdb_views::{ViewEngine, ViewsTable};
 use tracing::{info, warn};
@@ -26,6 +28,10 @@ const RETENTION_SWEEP: Duration = Duration::from_secs(5);
 pub struct Engine {
     catalog: Arc<Catalog>,
     views: Arc<ViewEngine>,
+    models: Arc<ModelRegistry>,
+    /// Serializes CREATE/DROP MODEL (versions, function registration, view switches).
+    model_ddl: tokio::sync::Mutex<()>,
+    model_dir: PathBuf,
     ctx: SessionContext,
 }
 
@@ -42,10 +48,85 @@ impl Engine {
         let catalog = Arc::new(Catalog::open(store)?);
         info!(tables = catalog.len(), data_dir = %config.data_dir.display(), "recovered catalog");
         let views = ViewEngine::new(catalog.clone());
-        let ctx = query_context(catalog.clone(), views.clone())?;
-        views.load(&ctx.state()).await?;
-        catalog.set_change_sink(views.clone());
-        Ok(Arc::new(Self { catalog, views, ctx }))
+        let models = ModelRegistry::new();
+        let ctx = query_context(catalog.clone(), views.clone(), models.clone())?;
+        let engine = Self { catalog, views, models, model_ddl: Default::default(), model_dir: config.model_dir.clone(), ctx };
+        // Models first: views that call them compile against their functions.
+        engine.load_models().await;
+        engine.views.load(&engine.ctx.state()).await?;
+        engine.catalog.set_change_sink(engine.views.clone());
+        Ok(Arc::new(engine))
+    }
+
+    /// Loads every stored model. One that cannot be loaded (ONNX Runtime missing, a device
+    /// gone) is logged and left out; the server runs on, and views calling it report why.
+    async fn load_models(&self) {
+        let defs = match self.catalog.models() {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "cannot read model definitions");
+                return;
+            }
+        };
+        for def in defs {
+            let loaded = async {
+                let bytes: Arc<[u8]> = self.catalog.model_bytes(&def.name)?.into();
+                let options = SessionOptions {
+                    device: Device::parse(&def.device)?,
+                    threads: def.threads.map(|t| t as usize),
+                    output: def.output.clone(),
+                };
+                let (name, version) = (def.name.clone(), def.version);
+                let model = tokio::task::spawn_blocking(move || Model::load(&name, version, bytes, options))
+                    .await
+                    .map_err(|e| NowError::coded("XX000", e.to_string()))??;
+                self.install_model(model)
+            }
+            .await;
+            match loaded {
+                Ok(()) => info!(model = %def.name, version = def.version, "loaded model"),
+                Err(e) => warn!(model = %def.name, error = %e, "model could not be loaded"),
+            }
+        }
+    }
+
+    /// Makes `model` the current version of its name and (re)registers its SQL function;
+    /// plans made before keep the function (and version) they were made with.
+    pub fn install_model(&self, model: Arc<Model>) -> NowResult<()> {
+        self.ctx.register_udf(ModelFunction::udf(model.clone()));
+        self.models.install(model)?;
+        Ok(())
+    }
+
+    /// Forgets model `name` and its SQL function.
+    pub fn uninstall_model(&self, name: &str) -> NowResult<()> {
+        self.ctx.deregister_udf(name);
+        self.models.remove(name)?;
+        Ok(())
+    }
+
+    /// Whether `name` is one of the query engine's own functions (not a model).
+    pub fn is_builtin_function(&self, name: &str) -> bool {
+        let state = self.ctx.state();
+        match state.scalar_functions().get(name) {
+            Some(f) => ModelFunction::of(f).is_none(),
+            None => state.aggregate_functions().contains_key(name) || state.window_functions().contains_key(name),
+        }
+    }
+
+    /// The loaded models.
+    pub fn models(&self) -> &Arc<ModelRegistry> {
+        &self.models
+    }
+
+    /// Serializes model DDL.
+    pub fn model_ddl(&self) -> &tokio::sync::Mutex<()> {
+        &self.model_ddl
+    }
+
+    /// Where model files are read from.
+    pub fn model_dir(&self) -> &Path {
+        &self.model_dir
     }
 
     /// Purges rows past their retention every few seconds, off the write path, until the
@@ -92,7 +173,7 @@ impl Engine {
     }
 }
 
-fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>) -> NowResult<SessionContext> {
+fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<ModelRegistry>) -> NowResult<SessionContext> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, SCHEMA)
         .with_create_default_catalog_and_schema(true)
@@ -102,7 +183,9 @@ fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>) -> NowResult<Ses
         .catalog(DATABASE)
         .ok_or_else(|| NowError::coded("XX000", "default catalog missing"))?;
     db.register_schema(SCHEMA, Arc::new(NowdbSchema::new(catalog.clone())))?;
-    db.register_schema(SYSTEM_SCHEMA, ViewsTable::schema_provider(views)?)?;
+    let system = ViewsTable::schema_provider(views)?;
+    system.register_table("models".into(), Arc::new(ModelsTable::new(models)))?;
+    db.register_schema(SYSTEM_SCHEMA, system)?;
     let resolve = Arc::new(move |name: &str| {
         catalog.table(name).map(|t| Arc::new(StoredTable::new(t)) as Arc<dyn TableProvider>)
     });

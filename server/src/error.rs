@@ -3,6 +3,7 @@
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::parser::ParserError;
 use nowdb_catalog::{CatalogError, CatalogErrorKind};
+use nowdb_models::{ModelError, ModelErrorKind};
 use nowdb_storage::{StorageError, StorageErrorKind};
 use nowdb_views::{ViewError, ViewErrorKind};
 use pgwire::error::{ErrorInfo, PgWireError};
@@ -50,6 +51,9 @@ pub enum NowError {
     /// Continuous view errors.
     #[error(transparent)]
     View(#[from] ViewError),
+    /// A model failed to load or run.
+    #[error(transparent)]
+    Model(#[from] ModelError),
     /// Wire protocol errors from pgwire.
     #[error(transparent)]
     Wire(#[from] PgWireError),
@@ -83,6 +87,7 @@ impl NowError {
                 (ViewErrorKind::InvalidDefinition, _) => ("42P16", e.to_string(), None),
                 _ => ("XX000", e.to_string(), None),
             },
+            NowError::Model(e) => (model_sqlstate(e.kind()), e.to_string(), None),
             NowError::Wire(e) => {
                 let info: ErrorInfo = clone_wire_error(e);
                 return info;
@@ -127,6 +132,17 @@ fn clone_wire_error(e: &PgWireError) -> ErrorInfo {
     }
 }
 
+fn model_sqlstate(kind: ModelErrorKind) -> &'static str {
+    match kind {
+        ModelErrorKind::UndefinedModel => "42704",
+        ModelErrorKind::UndefinedFunction => "42883",
+        ModelErrorKind::DatatypeMismatch => "42804",
+        ModelErrorKind::InvalidParameterValue => "22023",
+        ModelErrorKind::FeatureNotSupported => "0A000",
+        ModelErrorKind::Internal => "XX000",
+    }
+}
+
 fn storage_sqlstate(kind: StorageErrorKind) -> &'static str {
     match kind {
         StorageErrorKind::Io => "58030",
@@ -141,6 +157,7 @@ fn catalog_sqlstate(e: &CatalogError) -> (&'static str, String, Option<String>) 
         CatalogErrorKind::UndefinedTable => "42P01",
         CatalogErrorKind::UndefinedColumn => "42703",
         CatalogErrorKind::UndefinedObject => "42704",
+        CatalogErrorKind::DuplicateObject => "42710",
         CatalogErrorKind::InvalidDefinition => "42P16",
         CatalogErrorKind::UniqueViolation => "23505",
         CatalogErrorKind::NotNullViolation => "23502",
@@ -183,6 +200,16 @@ pub fn datafusion_sqlstate(e: &DataFusionError) -> (&'static str, String, Option
         DataFusionError::Configuration(m) => ("22023", m.clone(), None),
         DataFusionError::Plan(m) => (plan_sqlstate(m), plan_message(m), None),
         DataFusionError::Execution(m) => (execution_sqlstate(m), m.clone(), None),
+        DataFusionError::ArrowError(a, _) if matches!(a.as_ref(), ArrowError::ExternalError(_)) => {
+            let ArrowError::ExternalError(inner) = a.as_ref() else { return ("XX000", a.to_string(), None) };
+            if let Some(d) = inner.downcast_ref::<DataFusionError>() {
+                datafusion_sqlstate(d)
+            } else if let Some(m) = inner.downcast_ref::<ModelError>() {
+                (model_sqlstate(m.kind()), m.to_string(), None)
+            } else {
+                ("XX000", inner.to_string(), None)
+            }
+        }
         DataFusionError::ArrowError(a, _) => {
             let code = match a.as_ref() {
                 ArrowError::CastError(m) if m.contains("Can't cast value") => "22003",
@@ -199,6 +226,8 @@ pub fn datafusion_sqlstate(e: &DataFusionError) -> (&'static str, String, Option
                 catalog_sqlstate(c)
             } else if let Some(d) = inner.downcast_ref::<DataFusionError>() {
                 datafusion_sqlstate(d)
+            } else if let Some(m) = inner.downcast_ref::<ModelError>() {
+                (model_sqlstate(m.kind()), m.to_string(), None)
             } else if let Some(s) = inner.downcast_ref::<StorageError>() {
                 (storage_sqlstate(s.kind()), s.to_string(), None)
             } else {

@@ -1,6 +1,7 @@
 //! nowdb's SQL extensions that the Postgres parser does not know, turned into SQL it does
 //! before parsing:
-//! - `SHOW MATERIALIZED VIEWS` becomes a query of `nowdb_catalog.views`;
+//! - `SHOW MATERIALIZED VIEWS` becomes a query of `nowdb_catalog.views`, `SHOW MODELS` one of
+//!   `nowdb_catalog.models`;
 //! - `WATERMARK FOR col AS expr` inside `CREATE TABLE (...)` (RisingWave's syntax) is lifted
 //!   out of the column list into the table option `WITH (watermark = 'col AS expr')`, which
 //!   [`crate::ddl`] reads.
@@ -12,7 +13,7 @@ use std::borrow::Cow;
 
 /// Where the words of `sql` are, outside quotes and comments: (start, end) byte offsets of
 /// each word and single punctuation character.
-fn tokens(sql: &str) -> Vec<(usize, usize)> {
+pub(crate) fn tokens(sql: &str) -> Vec<(usize, usize)> {
     let b = sql.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -72,6 +73,14 @@ pub fn rewrite(sql: &str) -> Cow<'_, str> {
         if is(sql, toks.get(i), "show") && is(sql, toks.get(i + 1), "materialized") && is(sql, toks.get(i + 2), "views") {
             let (start, end) = (toks[i].0, toks[i + 2].1);
             out.replace_range(start..end, "SELECT name, definition FROM nowdb_catalog.views ORDER BY name");
+            changed = true;
+        }
+        if is(sql, toks.get(i), "show") && is(sql, toks.get(i + 1), "models") {
+            let (start, end) = (toks[i].0, toks[i + 1].1);
+            out.replace_range(
+                start..end,
+                "SELECT name, version, inputs, return_type, output, device FROM nowdb_catalog.models ORDER BY name",
+            );
             changed = true;
         }
         if is(sql, toks.get(i), "watermark") && is(sql, toks.get(i + 1), "for") && i > 0 && word(sql, toks[i - 1]) == "," {

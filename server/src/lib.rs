@@ -15,6 +15,7 @@ pub mod encode;
 pub mod engine;
 pub mod error;
 pub mod extensions;
+pub mod model_sql;
 pub mod naming;
 pub mod server;
 pub mod session;

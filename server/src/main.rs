@@ -36,6 +36,9 @@ struct ServeArgs {
     /// When writes are acknowledged: `sync` (after WAL fsync) or `async` (after the WAL write).
     #[arg(long, env = "NOWDB_DURABILITY", value_enum, default_value_t = DurabilityArg::Sync)]
     durability: DurabilityArg,
+    /// Directory `CREATE MODEL ... FROM 'file.onnx'` reads model files from.
+    #[arg(long, env = "NOWDB_MODEL_DIR", default_value = "./models")]
+    model_dir: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -47,7 +50,7 @@ enum DurabilityArg {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("NOWDB_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_env("NOWDB_LOG").unwrap_or_else(|_| EnvFilter::new("info,ort=warn")))
         .with_writer(std::io::stderr)
         .init();
     let Command::Serve(args) = cli.command;
@@ -58,6 +61,7 @@ fn main() -> std::process::ExitCode {
             DurabilityArg::Sync => Durability::Sync,
             DurabilityArg::Async => Durability::Async,
         },
+        model_dir: args.model_dir,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -24,7 +24,26 @@ use crate::copy::{self, CopyIn};
 use crate::ddl::{self, ident_name};
 use crate::dml;
 use crate::error::{NowError, NowResult};
+use crate::model_sql::{self, ModelStatement};
 use crate::session::{CopyState, Session};
+
+/// A parsed statement: SQL the Postgres parser knows, or one of nowdb's model statements.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    /// Postgres SQL.
+    Sql(Statement),
+    /// `CREATE MODEL` / `DROP MODEL`.
+    Model(ModelStatement),
+}
+
+impl std::fmt::Display for Parsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Parsed::Sql(s) => s.fmt(f),
+            Parsed::Model(m) => m.fmt(f),
+        }
+    }
+}
 
 /// What a statement needs at execution time.
 #[derive(Debug, Clone)]
@@ -45,7 +64,7 @@ pub enum PlanKind {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     /// The statement as parsed.
-    pub stmt: Statement,
+    pub stmt: Parsed,
     /// Its SQL text (for logs and spans, computed once).
     pub sql: String,
     /// How it executes.
@@ -85,7 +104,11 @@ pub enum Outcome {
 }
 
 /// Plans `stmt`. `client_types` are the parameter types from the Parse message.
-pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<Type>]) -> NowResult<Prepared> {
+pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Type>]) -> NowResult<Prepared> {
+    let stmt = match stmt {
+        Parsed::Sql(s) => s,
+        Parsed::Model(m) => return Ok(prepare_model(session, m, client_types)),
+    };
     let ctx = session.engine().ctx();
     let generation = session.engine().catalog().generation();
     let (kind, result) = match &stmt {
@@ -127,8 +150,20 @@ pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<
     };
     let sql = stmt.to_string();
     limit_params_are_bigint(&sql, &mut param_types);
+    let param_wire_types = wire_types(&mut param_types, client_types);
+    let lookup = match &kind {
+        PlanKind::Query(plan) => PointLookup::recognize(session.engine().catalog(), plan),
+        _ => None,
+    };
+    let stmt = Parsed::Sql(stmt);
+    Ok(Prepared { stmt, sql, kind, param_types, param_wire_types, result, lookup, generation, binary_fields: Default::default() })
+}
+
+/// The client's declared parameter types where it gave them, else the inferred ones; pads
+/// `param_types` to the same length.
+fn wire_types(param_types: &mut Vec<Option<DataType>>, client_types: &[Option<Type>]) -> Vec<Type> {
     let n = param_types.len().max(client_types.len());
-    let param_wire_types = (0..n)
+    let wire = (0..n)
         .map(|i| match (client_types.get(i).cloned().flatten(), param_types.get(i).cloned().flatten()) {
             (Some(t), _) if t != Type::UNKNOWN => t,
             (_, Some(dt)) => arrow_pg::datatypes::into_pg_type(&dt).unwrap_or(Type::TEXT),
@@ -136,11 +171,28 @@ pub async fn prepare(session: &Session, stmt: Statement, client_types: &[Option<
         })
         .collect();
     param_types.resize(n, None);
-    let lookup = match &kind {
-        PlanKind::Query(plan) => PointLookup::recognize(session.engine().catalog(), plan),
-        _ => None,
-    };
-    Ok(Prepared { stmt, sql, kind, param_types, param_wire_types, result, lookup, generation, binary_fields: Default::default() })
+    wire
+}
+
+/// A model statement: run by nowdb itself; `FROM $n` takes a bytea parameter.
+fn prepare_model(session: &Session, stmt: ModelStatement, client_types: &[Option<Type>]) -> Prepared {
+    let mut param_types: Vec<Option<DataType>> = Vec::new();
+    if let Some(n) = model_sql::param_count(&stmt) {
+        param_types.resize(n, None);
+        param_types[n - 1] = Some(DataType::Binary);
+    }
+    let param_wire_types = wire_types(&mut param_types, client_types);
+    Prepared {
+        sql: stmt.to_string(),
+        stmt: Parsed::Model(stmt),
+        kind: PlanKind::Utility,
+        param_types,
+        param_wire_types,
+        result: None,
+        lookup: None,
+        generation: session.engine().catalog().generation(),
+        binary_fields: Default::default(),
+    }
 }
 
 fn ordered_params(plan: &LogicalPlan) -> NowResult<Vec<Option<DataType>>> {
@@ -264,13 +316,19 @@ async fn run(session: &Session, prepared: &Prepared, params: &ParamValues) -> No
             let n = dml::delete(engine, &bind(plan, params)?).await?;
             Ok(Outcome::Command(Tag::new("DELETE").with_rows(n as usize)))
         }
-        PlanKind::Utility => utility(session, prepared).await,
+        PlanKind::Utility => utility(session, prepared, params).await,
     }
 }
 
-async fn utility(session: &Session, prepared: &Prepared) -> NowResult<Outcome> {
+async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -> NowResult<Outcome> {
     let engine = session.engine();
-    let stmt = &prepared.stmt;
+    let stmt = match &prepared.stmt {
+        Parsed::Sql(s) => s,
+        Parsed::Model(ModelStatement::Create(c)) => return Ok(Outcome::Command(Tag::new(model_sql::create(engine, c, params).await?))),
+        Parsed::Model(ModelStatement::Drop { names, if_exists, cascade }) => {
+            return Ok(Outcome::Command(Tag::new(model_sql::drop(engine, names, *if_exists, *cascade).await?)))
+        }
+    };
     debug!(%stmt, "utility statement");
     match stmt {
         Statement::CreateTable(ct) => {

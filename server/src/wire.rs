@@ -6,7 +6,6 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{stream, Sink, SinkExt};
 use pgwire::api::auth::{
@@ -39,7 +38,8 @@ use crate::engine::Engine;
 use crate::error::{NowError, NowResult};
 use crate::session::{CopyState, Session};
 use crate::settings::REPORTED;
-use crate::statement::{self, Outcome, Prepared};
+use crate::model_sql::{self, Piece};
+use crate::statement::{self, Outcome, Parsed, Prepared};
 
 /// All pgwire handlers of one server.
 #[derive(Clone)]
@@ -70,8 +70,19 @@ pub struct Parser {
 }
 
 impl Parser {
-    fn parse(&self, sql: &str) -> NowResult<Vec<Statement>> {
-        self.sql.parse(&crate::extensions::rewrite(sql)).map_err(NowError::from)
+    fn parse(&self, sql: &str) -> NowResult<Vec<Parsed>> {
+        let sql = crate::extensions::rewrite(sql);
+        let Some(pieces) = model_sql::split(&sql) else {
+            return Ok(self.sql.parse(&sql)?.into_iter().map(Parsed::Sql).collect());
+        };
+        let mut out = Vec::with_capacity(pieces.len());
+        for piece in pieces {
+            match piece {
+                Piece::Model(text) => out.push(Parsed::Model(model_sql::parse(text)?)),
+                Piece::Sql(text) => out.extend(self.sql.parse(text)?.into_iter().map(Parsed::Sql)),
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -33,14 +33,18 @@ pub struct LiveView {
     id: u32,
     name: String,
     query: String,
-    /// The compiled definition, or why it failed to compile at startup.
-    compiled: std::result::Result<ViewPlan, String>,
+    /// The compiled definition, or why it failed to compile at startup. Replaced (under
+    /// `lock`) when a model it calls gets a new version.
+    compiled: RwLock<std::result::Result<Arc<ViewPlan>, String>>,
     /// Ids of the tables and views read.
     sources: Vec<u32>,
     /// The stored schema of its rows.
     stored: SchemaRef,
     lock: Arc<tokio::sync::Mutex<()>>,
     stats: ViewStats,
+    /// When the view last switched to a new version of a model it calls (microseconds since
+    /// the epoch).
+    models_switched_at: Mutex<Option<i64>>,
 }
 
 impl LiveView {
@@ -48,8 +52,16 @@ impl LiveView {
         self.sources.contains(&table)
     }
 
-    fn plan(&self) -> Result<&ViewPlan> {
-        self.compiled.as_ref().map_err(|reason| ViewError::Broken { name: self.name.clone(), reason: reason.clone() })
+    fn plan(&self) -> Result<Arc<ViewPlan>> {
+        match &*self.compiled.read().map_err(|_| poisoned())? {
+            Ok(plan) => Ok(plan.clone()),
+            Err(reason) => Err(ViewError::Broken { name: self.name.clone(), reason: reason.clone() }),
+        }
+    }
+
+    /// Whether the view calls model `name`.
+    fn calls(&self, model: &str) -> bool {
+        self.plan().is_ok_and(|p| p.models.iter().any(|(m, _)| m == model))
     }
 }
 
@@ -93,7 +105,7 @@ impl ViewEngine {
         views.sort_by_key(|t| t.def().id);
         for t in views {
             let Some(meta) = t.def().view() else { continue };
-            let compiled = compile(state, &self.catalog, &meta.query).await.map_err(|e| e.to_string());
+            let compiled = compile(state, &self.catalog, &meta.query).await.map(Arc::new).map_err(|e| e.to_string());
             if let Err(e) = &compiled {
                 warn!(view = t.name(), error = %e, "materialized view failed to compile");
             }
@@ -106,11 +118,12 @@ impl ViewEngine {
                 id: t.def().id,
                 name: t.name().to_string(),
                 query: meta.query.clone(),
-                compiled,
+                compiled: RwLock::new(compiled),
                 sources,
                 stored: t.schema().clone(),
                 lock: Default::default(),
                 stats: ViewStats { counters: Mutex::new(counters), last_update_micros: Mutex::new(None) },
+                models_switched_at: Mutex::new(None),
             };
             info!(view = t.name(), id = t.def().id, "loaded materialized view");
             self.views.write().map_err(|_| poisoned())?.insert(live.id, Arc::new(live));
@@ -147,9 +160,9 @@ impl ViewEngine {
 
     /// The watermark (microseconds) of a view's windowed source, if it has one.
     fn view_watermark(&self, v: &LiveView) -> Option<i64> {
-        let plan = v.compiled.as_ref().ok()?;
+        let plan = v.plan().ok()?;
         let table = self.catalog.table(&plan.stream.table)?;
-        self.late_before(plan, &table)
+        self.late_before(&plan, &table)
     }
 
     /// Rows of `nowdb_catalog.views`.
@@ -163,6 +176,11 @@ impl ViewEngine {
                 counters: v.stats.counters.lock().map(|c| c.clone()).unwrap_or_default(),
                 watermark: self.view_watermark(v),
                 last_update_micros: v.stats.last_update_micros.lock().ok().and_then(|l| *l),
+                models: v
+                    .plan()
+                    .map(|p| p.models.iter().map(|(m, ver)| format!("{m} v{ver}")).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default(),
+                models_switched_at: v.models_switched_at.lock().ok().and_then(|t| *t),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -270,15 +288,45 @@ impl ViewEngine {
             id,
             name: name.to_string(),
             query: query.to_string(),
-            compiled: Ok(plan),
+            compiled: RwLock::new(Ok(Arc::new(plan))),
             sources,
             stored: view.schema().clone(),
             lock: Default::default(),
             stats: ViewStats { counters: Mutex::new(counters), last_update_micros: Mutex::new(None) },
+            models_switched_at: Mutex::new(None),
         };
         self.views.write().map_err(|_| poisoned())?.insert(id, Arc::new(live));
         drop(guards);
         Ok(true)
+    }
+
+    /// Names of the views that call model `model`, in creation order.
+    pub fn calling_model(&self, model: &str) -> Vec<String> {
+        let Ok(views) = self.views.read() else { return Vec::new() };
+        views.values().filter(|v| v.calls(model)).map(|v| v.name.clone()).collect()
+    }
+
+    /// Switches every view calling `model` to the version now registered in `state`: each is
+    /// compiled again and its plan swapped while its maintenance lock is held, so every
+    /// change committed after this returns is scored by the new version, and every change
+    /// committed before it by the old one. Rows no change has touched since keep the score
+    /// they were computed with. Returns the views switched.
+    pub async fn switch_model(&self, state: &SessionState, model: &str) -> Result<Vec<String>> {
+        let calling: Vec<Arc<LiveView>> = {
+            let views = self.views.read().map_err(|_| poisoned())?;
+            views.values().filter(|v| v.calls(model)).cloned().collect()
+        };
+        let mut switched = Vec::with_capacity(calling.len());
+        for v in calling {
+            let _guard = v.lock.clone().lock_owned().await;
+            let plan = compile(state, &self.catalog, &v.query).await?;
+            *v.compiled.write().map_err(|_| poisoned())? = Ok(Arc::new(plan));
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).ok();
+            *v.models_switched_at.lock().map_err(|_| poisoned())? = now;
+            info!(view = %v.name, model, "materialized view switched to the new model version");
+            switched.push(v.name.clone());
+        }
+        Ok(switched)
     }
 
     /// Forgets views the catalog no longer has (after a DROP).
@@ -326,7 +374,7 @@ fn purge_view(store: &Arc<dyn Store>, table: &Table, v: &LiveView, end_col: usiz
                 ws.delete(Cf::Rows, k.to_vec());
                 ws.delete(Cf::ViewState, state::group_key(id, &k[4..]));
                 let prefix_end = |a: usize| state::prefix_end(&state::values_prefix(id, a, &k[4..]));
-                if let Ok(ViewPlan { shape: crate::plan::Shape::Aggregate(agg), .. }) = &v.compiled {
+                if let Ok(crate::plan::Shape::Aggregate(agg)) = v.plan().map(|p| p.shape.clone()) {
                     for a in 0..agg.aggs.len() {
                         ws.delete_range(Cf::ViewState, state::values_prefix(id, a, &k[4..]), prefix_end(a));
                     }
@@ -461,8 +509,8 @@ impl ChangeSink for ViewEngine {
             next += 1;
             for v in affected.iter().filter(|v| v.reads(src)) {
                 let plan = v.plan().map_err(nowdb_catalog::CatalogError::from)?;
-                let late_before = if src == table_id { self.late_before(plan, table) } else { None };
-                let target = ViewTarget { id: v.id, plan, stored: &v.stored, store: self.store(), late_before };
+                let late_before = if src == table_id { self.late_before(&plan, table) } else { None };
+                let target = ViewTarget { id: v.id, plan: &plan, stored: &v.stored, store: self.store(), late_before };
                 let applied = apply::apply(&target, src, &change, ws).map_err(nowdb_catalog::CatalogError::from)?;
                 let mut c = v.stats.counters.lock().map(|c| c.clone()).unwrap_or_default();
                 c.rows += applied.rows_delta;

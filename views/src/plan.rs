@@ -109,6 +109,8 @@ pub struct ViewPlan {
     pub window_end: Option<usize>,
     /// No input row is ever retracted (an event table, no join): cheaper aggregate state.
     pub append_only: bool,
+    /// Models the view calls, with the versions it was compiled with.
+    pub models: Vec<(String, u64)>,
 }
 
 impl ViewPlan {
@@ -230,7 +232,8 @@ pub async fn compile(state: &SessionState, catalog: &Catalog, sql: &str) -> Resu
     if stream.window.is_none() {
         window_end = None;
     }
-    Ok(ViewPlan { stream, join, input_schema, filter, shape, output_schema, key, window_end, append_only })
+    let models = models_called(&plan);
+    Ok(ViewPlan { stream, join, input_schema, filter, shape, output_schema, key, window_end, append_only, models })
 }
 
 fn output_position(exprs: &[Expr], name: &str) -> Option<usize> {
@@ -242,6 +245,28 @@ fn node_name(plan: &LogicalPlan) -> String {
 }
 
 /// Refuses subqueries and functions whose value changes over time.
+/// The models (and versions) a plan calls.
+fn models_called(plan: &LogicalPlan) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    let _ = plan.apply(|node| {
+        for e in node.expressions() {
+            let _ = e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    if let Some(m) = nowdb_models::ModelFunction::of(&f.func) {
+                        let entry = (m.name().to_string(), m.version());
+                        if !out.contains(&entry) {
+                            out.push(entry);
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
+}
+
 fn check_expressions(plan: &LogicalPlan) -> Result<()> {
     let mut problem: Option<String> = None;
     plan.apply(|node| {

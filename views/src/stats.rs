@@ -55,9 +55,11 @@ impl ViewsTable {
             Field::new("rows", DataType::Int64, false),
             Field::new("events_processed", DataType::Int64, false),
             Field::new("last_event_time", ts.clone(), true),
-            Field::new("watermark", ts, true),
+            Field::new("watermark", ts.clone(), true),
             Field::new("late_events_dropped", DataType::Int64, false),
             Field::new("last_update_latency_us", DataType::Int64, true),
+            Field::new("models", DataType::Utf8, false),
+            Field::new("models_switched_at", ts.clone(), true),
         ]));
         Self { engine, schema }
     }
@@ -81,6 +83,8 @@ impl ViewsTable {
             col_ts(rows.iter().map(|r| r.watermark).collect()),
             Arc::new(Int64Array::from(rows.iter().map(|r| r.counters.late_events_dropped as i64).collect::<Vec<_>>())),
             Arc::new(Int64Array::from(rows.iter().map(|r| r.last_update_micros).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(rows.iter().map(|r| r.models.clone()).collect::<Vec<_>>())),
+            col_ts(rows.iter().map(|r| r.models_switched_at).collect()),
         ];
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
@@ -99,6 +103,10 @@ pub struct ViewDescription {
     pub watermark: Option<i64>,
     /// Last maintenance latency.
     pub last_update_micros: Option<i64>,
+    /// Models called, with the version in use (`fraud v2`).
+    pub models: String,
+    /// When it last switched to a new model version.
+    pub models_switched_at: Option<i64>,
 }
 
 #[async_trait]
