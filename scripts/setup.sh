@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing nowdb needs on a fresh Debian machine that has Rust and
 # Python: Debian's RocksDB (linked dynamically, see .cargo/config.toml), clang for the
-# RocksDB bindings, psql, and a project-local virtualenv (.venv) with the Python test clients.
+# RocksDB bindings, psql, and a project-local virtualenv (.venv) with the Python test clients
+# and ONNX Runtime (the `onnxruntime` wheel, whose shared library nowdb loads for models).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,6 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import psycopg" 2>/dev/null; then
+if ! .venv/bin/python -c "import psycopg, onnxruntime" 2>/dev/null; then
     .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 fi

@@ -57,6 +57,12 @@ impl TestServer {
 
     /// Starts a server on `data_dir` (kept after the server stops).
     pub fn start_in(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &model_fixtures(), &[])
+    }
+
+    /// Starts a server on `data_dir` reading model files from `model_dir`, with extra
+    /// environment variables.
+    pub fn start_with(data_dir: &Path, model_dir: &Path, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = data_dir.with_extension(format!("{port}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -64,8 +70,9 @@ impl TestServer {
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
             .arg("--model-dir")
-            .arg(model_fixtures())
+            .arg(model_dir)
             .env("NOWDB_LOG", "info,ort=warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)

@@ -8,9 +8,13 @@ use std::any::Any;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 
 use crate::model::{argument_type, is_numeric, Model};
 use crate::signature::Display;
@@ -62,6 +66,33 @@ impl Hash for ModelFunction {
         self.model.name().hash(state);
         self.model.version().hash(state);
     }
+}
+
+/// Gives each untyped `$n` passed straight to a model the type of the model input it feeds,
+/// so that clients that leave parameter types to the server (`SELECT fraud($2, f.n, ...)`)
+/// are told to send a number.
+pub fn type_placeholders(plan: LogicalPlan) -> DfResult<LogicalPlan> {
+    let typed = plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|e| {
+            e.transform_up(|e| {
+                let Expr::ScalarFunction(mut call) = e else { return Ok(Transformed::no(e)) };
+                let Some(model) = ModelFunction::of(&call.func).cloned() else {
+                    return Ok(Transformed::no(Expr::ScalarFunction(call)));
+                };
+                let mut changed = false;
+                for (i, arg) in call.args.iter_mut().enumerate() {
+                    if let (Expr::Placeholder(Placeholder { id, field: None }), Some(element)) = (&*arg, argument_type(model.signature(), i)) {
+                        let field = Arc::new(Field::new(id.as_str(), element.data_type(), true));
+                        *arg = Expr::Placeholder(Placeholder { id: id.clone(), field: Some(field) });
+                        changed = true;
+                    }
+                }
+                let e = Expr::ScalarFunction(call);
+                Ok(if changed { Transformed::yes(e) } else { Transformed::no(e) })
+            })
+        })
+    })?;
+    Ok(typed.data)
 }
 
 fn external(e: ModelError) -> DataFusionError {

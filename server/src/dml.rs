@@ -48,7 +48,8 @@ pub async fn plan_insert(ctx: &SessionContext, insert: &Insert) -> NowResult<(Lo
 
 /// Plans any statement with DataFusion.
 pub async fn plan_statement(ctx: &SessionContext, stmt: Statement) -> NowResult<LogicalPlan> {
-    Ok(ctx.state().statement_to_plan(DfStatement::Statement(Box::new(stmt))).await?)
+    let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(stmt))).await?;
+    Ok(nowdb_models::function::type_placeholders(plan)?)
 }
 
 fn dml_parts(plan: &LogicalPlan) -> NowResult<&DmlStatement> {

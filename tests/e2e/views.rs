@@ -47,6 +47,9 @@ const VIEWS: &[(&str, &str)] = &[
          GROUP BY u.country, window_start",
     ),
     ("v_global", "SELECT count(*) AS n, sum(amount) AS total, max(ts) AS latest FROM events WHERE kind = 'a'"),
+    // Model scores over a view's features (tests/models/linear.onnx and classifier.onnx): a
+    // key's score is recomputed exactly when its features change.
+    ("v_model", "SELECT user_id, lin(n, total, amounts) AS score, clf(n, total, hi)[2] AS p FROM v_agg"),
 ];
 
 /// xorshift64*: deterministic, no dependency.
@@ -171,6 +174,7 @@ async fn step(c: &Client, rng: &mut Rng, seq: &mut u64) {
 }
 
 async fn create_views(c: &Client) {
+    c.batch_execute("CREATE MODEL lin FROM 'linear.onnx'; CREATE MODEL clf FROM 'classifier.onnx'").await.unwrap();
     for (name, query) in VIEWS {
         c.batch_execute(&format!("CREATE MATERIALIZED VIEW {name} AS {query}")).await.unwrap_or_else(|e| panic!("{name}: {e}"));
     }
