@@ -71,7 +71,7 @@ impl TestServer {
             .arg(data_dir)
             .arg("--model-dir")
             .arg(model_dir)
-            .env("NOWDB_LOG", "info,ort=warn")
+            .env("NOWDB_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -4,6 +4,7 @@
 //! shared, noisy machine).
 
 mod measure;
+mod models;
 mod peers;
 mod report;
 mod workloads;
@@ -40,11 +41,14 @@ struct Args {
     #[arg(long)]
     curves: PathBuf,
     /// Workloads to run.
-    #[arg(long, value_delimiter = ',', default_value = "lookup,ingest,view_lookup,freshness")]
+    #[arg(long, value_delimiter = ',', default_value = "lookup,ingest,view_lookup,freshness,model")]
     workloads: Vec<String>,
     /// Systems to run them on.
     #[arg(long, value_delimiter = ',', default_value = "nowdb,postgres,redis")]
     systems: Vec<String>,
+    /// The Python with onnxruntime, for the model baseline.
+    #[arg(long, default_value = ".venv/bin/python")]
+    python: PathBuf,
     /// A command nowdb is started under, e.g. `perf record -g -o nowdb.data --` (profiling).
     #[arg(long, allow_hyphen_values = true)]
     nowdb_wrapper: Option<String>,
@@ -52,8 +56,8 @@ struct Args {
 
 fn scale(arg: ScaleArg) -> Scale {
     match arg {
-        ScaleArg::Small => Scale { keys: 20_000, events: 200_000, lookup_secs: 5, freshness_samples: 200 },
-        ScaleArg::Full => Scale { keys: 1_000_000, events: 5_000_000, lookup_secs: 30, freshness_samples: 2_000 },
+        ScaleArg::Small => Scale { keys: 20_000, events: 200_000, lookup_secs: 5, freshness_samples: 200, score_rows: 100_000 },
+        ScaleArg::Full => Scale { keys: 1_000_000, events: 5_000_000, lookup_secs: 30, freshness_samples: 2_000, score_rows: 1_000_000 },
     }
 }
 
@@ -112,7 +116,7 @@ async fn run(args: &Args) -> Result<(), String> {
 
     let trigger = "events + per-row trigger upserting user_stats";
     let note_of = |i: usize| if i > 0 { trigger } else { workloads::NOWDB_VIEWS_NOTE };
-    let needs_events = workload("ingest") || workload("view_lookup") || workload("freshness");
+    let needs_events = workload("ingest") || workload("view_lookup") || workload("freshness") || workload("model");
     if needs_events {
         for (i, sys) in systems.iter().enumerate() {
             workloads::create_events(sys, i > 0).await?;
@@ -126,12 +130,12 @@ async fn run(args: &Args) -> Result<(), String> {
         }
     }
 
-    if workload("view_lookup") {
-        if !workload("ingest") {
-            for sys in &systems {
-                workloads::ingest_copy(sys, s, "").await?;
-            }
+    if (workload("view_lookup") || workload("model")) && !workload("ingest") {
+        for sys in &systems {
+            workloads::ingest_copy(sys, s, "").await?;
         }
+    }
+    if workload("view_lookup") {
         for conns in [1, 16] {
             eprintln!("view lookups from {conns} connection(s) ...");
             for sys in &systems {
@@ -153,6 +157,17 @@ async fn run(args: &Args) -> Result<(), String> {
                 )
                 .await?,
             );
+        }
+    }
+
+    if workload("model") {
+        eprintln!("model scoring ...");
+        let nowdb = &systems[0];
+        models::setup(nowdb, s).await?;
+        results.extend(models::batch_scoring(nowdb, s, &args.python).await?);
+        for conns in [1, 16] {
+            eprintln!("request-time scoring from {conns} connection(s) ...");
+            results.push(models::request_time(nowdb, s, conns).await?);
         }
     }
 

@@ -23,6 +23,8 @@ pub struct Scale {
     pub lookup_secs: u64,
     /// Freshness samples.
     pub freshness_samples: u64,
+    /// Rows scored by the model benchmark.
+    pub score_rows: u64,
 }
 
 /// A Postgres-protocol system (nowdb or PostgreSQL).
@@ -33,7 +35,7 @@ pub struct PgSystem {
     pub conn: String,
 }
 
-async fn connect(conn: &str) -> std::result::Result<Client, String> {
+pub(crate) async fn connect(conn: &str) -> std::result::Result<Client, String> {
     let (client, connection) = tokio_postgres::connect(conn, NoTls).await.map_err(|e| format!("connect {conn}: {e}"))?;
     tokio::spawn(async move {
         let _ = connection.await;
@@ -127,7 +129,7 @@ async fn keyed_lookups(sys: &PgSystem, scale: Scale, conns: usize, sql: &'static
 type Task = tokio::task::JoinHandle<std::result::Result<hdrhistogram::Histogram<u64>, String>>;
 
 /// Waits for the per-connection tasks and merges their latencies.
-async fn merge(tasks: Vec<Task>) -> std::result::Result<hdrhistogram::Histogram<u64>, String> {
+pub(crate) async fn merge(tasks: Vec<Task>) -> std::result::Result<hdrhistogram::Histogram<u64>, String> {
     let mut all = measure::histogram();
     for t in tasks {
         let h = t.await.map_err(|e| e.to_string())??;

@@ -61,9 +61,9 @@ impl Model {
         &self.stats
     }
 
-    /// Scores `rows` rows: `args` are the SQL arguments, already of the element types the
-    /// signature asks for (the function's type coercion casts them). Rows with a NULL
-    /// argument are not sent to the model and get NULL; the others go in one run.
+    /// Scores `rows` rows: `args` are the SQL arguments (numeric; each is cast to its
+    /// input's element type). Rows with a NULL argument are not sent to the model and get
+    /// NULL; the others go in one run.
     pub fn score(&self, args: &[ArrayRef], rows: usize) -> Result<ArrayRef, ModelError> {
         let sig = self.signature();
         if args.len() != sig.arity() {
@@ -73,11 +73,16 @@ impl Model {
                 signature: crate::signature::Display(&self.name, sig).to_string(),
             });
         }
-        let valid: Vec<u32> = (0..rows).filter(|r| args.iter().all(|a| a.is_valid(*r))).map(|r| r as u32).collect();
-        if valid.is_empty() {
+        // Rows with a NULL argument are left out; `None` when there is none (the usual case).
+        let valid: Option<Vec<u32>> = if args.iter().any(|a| a.null_count() > 0) {
+            Some((0..rows).filter(|r| args.iter().all(|a| a.is_valid(*r))).map(|r| r as u32).collect())
+        } else {
+            None
+        };
+        let scored = valid.as_ref().map_or(rows, Vec::len);
+        if scored == 0 {
             return Ok(new_null_array(&sig.return_type(), rows));
         }
-        let all_valid = valid.len() == rows;
         let mut buffers = Vec::with_capacity(sig.inputs.len());
         let mut arg = 0;
         for input in &sig.inputs {
@@ -86,24 +91,42 @@ impl Model {
                 .map(|a| cast(a, &input.element.data_type()))
                 .collect::<Result<_, _>>()
                 .map_err(|e| ModelError::Run { name: self.name.clone(), message: e.to_string() })?;
-            let mut buf = InputBuffer::with_capacity(input.element, valid.len() * input.width);
-            for &r in &valid {
-                for (j, col) in columns.iter().enumerate() {
-                    self.push(&mut buf, col, r as usize, arg + j + 1)?;
+            let rows_of = |i: usize| valid.as_ref().map_or(i, |v| v[i] as usize);
+            let non_finite = |pos: usize, v: f64| ModelError::NonFinite {
+                name: self.name.clone(),
+                position: arg + pos % input.width + 1,
+                row: rows_of(pos / input.width) + 1,
+                value: if v.is_nan() { "NaN".into() } else if v > 0.0 { "Infinity".into() } else { "-Infinity".into() },
+            };
+            let buf = match input.element {
+                Element::F32 => {
+                    let v = interleave(&columns.iter().map(|c| c.as_primitive::<Float32Type>().values().as_ref()).collect::<Vec<_>>(), valid.as_deref(), rows);
+                    if let Some(pos) = v.iter().position(|x| !x.is_finite()) {
+                        return Err(non_finite(pos, v[pos] as f64));
+                    }
+                    InputBuffer::F32(v)
                 }
-            }
+                Element::F64 => {
+                    let v = interleave(&columns.iter().map(|c| c.as_primitive::<Float64Type>().values().as_ref()).collect::<Vec<_>>(), valid.as_deref(), rows);
+                    if let Some(pos) = v.iter().position(|x| !x.is_finite()) {
+                        return Err(non_finite(pos, v[pos]));
+                    }
+                    InputBuffer::F64(v)
+                }
+                Element::I64 => InputBuffer::I64(interleave(&columns.iter().map(|c| c.as_primitive::<Int64Type>().values().as_ref()).collect::<Vec<_>>(), valid.as_deref(), rows)),
+                Element::I32 => InputBuffer::I32(interleave(&columns.iter().map(|c| c.as_primitive::<Int32Type>().values().as_ref()).collect::<Vec<_>>(), valid.as_deref(), rows)),
+            };
             buffers.push(buf);
             arg += input.width;
         }
         let started = Instant::now();
         let out = {
-            let _span = debug_span!("model_run", model = %self.name, version = self.version, rows = valid.len()).entered();
-            run_off_async(|| self.session.run(buffers, valid.len()))?
+            let _span = debug_span!("model_run", model = %self.name, version = self.version, rows = scored).entered();
+            let long = self.stats.expected_micros(scored).map_or(scored >= LONG_RUN_ROWS, |us| us >= LONG_RUN_MICROS);
+            run_off_async(long, || self.session.run(buffers, scored))?
         };
-        self.stats.record(valid.len(), started.elapsed());
-        if all_valid {
-            return Ok(out);
-        }
+        self.stats.record(scored, started.elapsed());
+        let Some(valid) = valid else { return Ok(out) };
         // Scatter back: row r takes result i where valid[i] == r, NULL elsewhere.
         let mut positions: Vec<Option<u32>> = vec![None; rows];
         for (i, &r) in valid.iter().enumerate() {
@@ -111,34 +134,27 @@ impl Model {
         }
         take(&out, &UInt32Array::from(positions), None).map_err(|e| ModelError::Run { name: self.name.clone(), message: e.to_string() })
     }
+}
 
-    fn push(&self, buf: &mut InputBuffer, col: &ArrayRef, r: usize, position: usize) -> Result<(), ModelError> {
-        let non_finite = |v: f64| ModelError::NonFinite {
-            name: self.name.clone(),
-            position,
-            row: r + 1,
-            value: if v.is_nan() { "NaN".into() } else if v > 0.0 { "Infinity".into() } else { "-Infinity".into() },
-        };
-        match buf {
-            InputBuffer::F32(v) => {
-                let x = col.as_primitive::<Float32Type>().value(r);
-                if !x.is_finite() {
-                    return Err(non_finite(x as f64));
-                }
-                v.push(x);
+/// Row-major values of `columns` (one per argument of an input) for the rows `valid` (all
+/// `rows` when `None`): what an `[N, k]` tensor holds.
+fn interleave<T: Copy>(columns: &[&[T]], valid: Option<&[u32]>, rows: usize) -> Vec<T> {
+    let width = columns.len();
+    let mut out = Vec::with_capacity(valid.map_or(rows, <[u32]>::len) * width);
+    match (valid, columns) {
+        (None, [only]) => out.extend_from_slice(&only[..rows]),
+        (None, _) => {
+            for r in 0..rows {
+                out.extend(columns.iter().map(|c| c[r]));
             }
-            InputBuffer::F64(v) => {
-                let x = col.as_primitive::<Float64Type>().value(r);
-                if !x.is_finite() {
-                    return Err(non_finite(x));
-                }
-                v.push(x);
-            }
-            InputBuffer::I64(v) => v.push(col.as_primitive::<Int64Type>().value(r)),
-            InputBuffer::I32(v) => v.push(col.as_primitive::<Int32Type>().value(r)),
         }
-        Ok(())
+        (Some(valid), _) => {
+            for &r in valid {
+                out.extend(columns.iter().map(|c| c[r as usize]));
+            }
+        }
     }
+    out
 }
 
 /// Whether an Arrow type can be a model argument.
@@ -158,12 +174,20 @@ pub fn argument_type(sig: &Signature, position: usize) -> Option<Element> {
     None
 }
 
-/// Runs CPU-heavy inference so that it does not stall the async runtime: on a multi-threaded
-/// tokio runtime the worker hands its other tasks off for the duration (`block_in_place`);
-/// elsewhere (plain threads, tests) it simply runs.
-fn run_off_async<T>(f: impl FnOnce() -> T) -> T {
+/// A run expected to take this long (microseconds, from the model's mean per row) is a long
+/// one; see [`run_off_async`].
+const LONG_RUN_MICROS: f64 = 5_000.0;
+/// Before the first run of a model, a batch of this many rows counts as a long run.
+const LONG_RUN_ROWS: usize = 1024;
+
+/// Runs inference so that a long run does not stall the async runtime: on a multi-threaded
+/// tokio runtime a long run goes through `block_in_place` (the worker's other tasks move to
+/// another thread meanwhile). Short runs (request-time scoring: microseconds; a small model's
+/// 8192-row batch: under a millisecond, like any other operator's work on a batch) run in
+/// place: handing the worker off costs a thread wake-up per batch.
+fn run_off_async<T>(long: bool, f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        Ok(h) if long && h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
     }
 }

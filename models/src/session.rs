@@ -58,7 +58,8 @@ impl Device {
 pub struct SessionOptions {
     /// Requested device.
     pub device: Device,
-    /// Intra-op threads per run (ONNX Runtime's default when `None`: one per core).
+    /// Intra-op threads per run; `None` is one. A query already scores its partitions in
+    /// parallel, and ONNX Runtime's spinning thread pool only pays for large single runs.
     pub threads: Option<usize>,
     /// The output to return (see [`Signature`]).
     pub output: Option<String>,
@@ -108,6 +109,8 @@ pub struct ModelSession {
     /// What the sessions actually run on.
     device: Device,
     signature: Signature,
+    /// Most sessions made (one per core: more would only queue on the CPUs).
+    max_sessions: usize,
     pool: Mutex<Pool>,
     returned: Condvar,
 }
@@ -132,6 +135,7 @@ impl ModelSession {
             runtime,
             device,
             signature,
+            max_sessions: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1),
             pool: Mutex::new(Pool { idle: vec![session], created: 1 }),
             returned: Condvar::new(),
         })
@@ -168,7 +172,7 @@ impl ModelSession {
     }
 
     fn checkout(&self) -> Result<Session, ModelError> {
-        let max = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
+        let max = self.max_sessions;
         let mut pool = self.pool.lock().map_err(|_| self.poisoned())?;
         loop {
             if let Some(s) = pool.idle.pop() {
@@ -212,9 +216,7 @@ fn create(runtime: &Runtime, name: &str, bytes: &[u8], options: &SessionOptions)
         .map_err(|e| load_err(e.into()))?
         .with_inter_threads(1)
         .map_err(|e| load_err(e.into()))?;
-    if let Some(n) = options.threads {
-        builder = builder.with_intra_threads(n).map_err(|e| load_err(e.into()))?;
-    }
+    builder = builder.with_intra_threads(options.threads.unwrap_or(1)).map_err(|e| load_err(e.into()))?;
     let device = match options.device {
         Device::Cpu => Device::Cpu,
         Device::Cuda => {

@@ -11,6 +11,8 @@ use hdrhistogram::Histogram;
 pub struct ModelStats {
     calls: AtomicU64,
     rows: AtomicU64,
+    /// Sum of batch latencies, microseconds.
+    micros: AtomicU64,
     /// Batch latencies in microseconds.
     latency: Mutex<Option<Histogram<u64>>>,
 }
@@ -23,7 +25,7 @@ impl Default for ModelStats {
             h.auto(true);
             h
         });
-        Self { calls: AtomicU64::new(0), rows: AtomicU64::new(0), latency: Mutex::new(latency) }
+        Self { calls: AtomicU64::new(0), rows: AtomicU64::new(0), micros: AtomicU64::new(0), latency: Mutex::new(latency) }
     }
 }
 
@@ -45,11 +47,19 @@ impl ModelStats {
     pub fn record(&self, rows: usize, elapsed: Duration) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.rows.fetch_add(rows as u64, Ordering::Relaxed);
+        self.micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         if let Ok(mut guard) = self.latency.lock() {
             if let Some(h) = guard.as_mut() {
                 let _ = h.record((elapsed.as_micros() as u64).max(1));
             }
         }
+    }
+
+    /// How long a run of `rows` rows is expected to take (microseconds), from the mean per
+    /// row so far; `None` before the first run.
+    pub fn expected_micros(&self, rows: usize) -> Option<f64> {
+        let scored = self.rows.load(Ordering::Relaxed);
+        (scored > 0).then(|| self.micros.load(Ordering::Relaxed) as f64 / scored as f64 * rows as f64)
     }
 
     /// The counters now.

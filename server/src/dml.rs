@@ -49,7 +49,32 @@ pub async fn plan_insert(ctx: &SessionContext, insert: &Insert) -> NowResult<(Lo
 /// Plans any statement with DataFusion.
 pub async fn plan_statement(ctx: &SessionContext, stmt: Statement) -> NowResult<LogicalPlan> {
     let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(stmt))).await?;
+    let plan = type_cast_placeholders(plan)?;
     Ok(nowdb_models::function::type_placeholders(plan)?)
+}
+
+/// `$n::type` gives an untyped `$n` that type, as in PostgreSQL (DataFusion leaves it
+/// unknown, and clients would be told to send text).
+fn type_cast_placeholders(plan: LogicalPlan) -> NowResult<LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::expr::Placeholder;
+    use datafusion::logical_expr::Expr;
+    let typed = plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|e| {
+            e.transform_up(|e| match e {
+                Expr::Cast(mut c) => match c.expr.as_ref() {
+                    Expr::Placeholder(Placeholder { id, field: None }) => {
+                        let field = Arc::new(datafusion::arrow::datatypes::Field::new(id.as_str(), c.field.data_type().clone(), true));
+                        c.expr = Box::new(Expr::Placeholder(Placeholder { id: id.clone(), field: Some(field) }));
+                        Ok(Transformed::yes(Expr::Cast(c)))
+                    }
+                    _ => Ok(Transformed::no(Expr::Cast(c))),
+                },
+                other => Ok(Transformed::no(other)),
+            })
+        })
+    })?;
+    Ok(typed.data)
 }
 
 fn dml_parts(plan: &LogicalPlan) -> NowResult<&DmlStatement> {

@@ -50,7 +50,7 @@ enum DurabilityArg {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("NOWDB_LOG").unwrap_or_else(|_| EnvFilter::new("info,ort=warn")))
+        .with_env_filter(EnvFilter::try_from_env("NOWDB_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
     let Command::Serve(args) = cli.command;

@@ -152,7 +152,13 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
     limit_params_are_bigint(&sql, &mut param_types);
     let param_wire_types = wire_types(&mut param_types, client_types);
     let lookup = match &kind {
-        PlanKind::Query(plan) => PointLookup::recognize(session.engine().catalog(), plan),
+        PlanKind::Query(plan) => PointLookup::recognize(session.engine().catalog(), plan).filter(PointLookup::is_plain).or_else(|| {
+            // A computed select list is compiled once, here, from the analyzed (type-coerced)
+            // plan.
+            let state = ctx.state();
+            let analyzed = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |_, _| {});
+            analyzed.ok().and_then(|p| PointLookup::recognize(session.engine().catalog(), &p))
+        }),
         _ => None,
     };
     let stmt = Parsed::Sql(stmt);

@@ -86,6 +86,11 @@ async fn request_time_scoring_combines_parameters_with_stored_features() {
         }
     }
     assert!(c.query(&stmt, &[&99i64, &1.0f32]).await.unwrap().is_empty());
+    // `$2::real` types the parameter real, as in PostgreSQL.
+    let cast = c.prepare("SELECT fraud($2::real, f.n, f.total) FROM user_stats f WHERE f.user_id = $1").await.unwrap();
+    assert_eq!(cast.params()[1], tokio_postgres::types::Type::FLOAT4);
+    let got: f32 = c.query_one(&cast, &[&1i64, &100.0f32]).await.unwrap().get(0);
+    assert!((got as f64 - (0.5 * 100.0 - 2.0 + 30.0 + 0.25)).abs() < 1e-4, "{got}");
     // The feature read is a primary-key point read, not a scan.
     let plan: String = c
         .query("EXPLAIN SELECT fraud(1.0, f.n, f.total) FROM user_stats f WHERE f.user_id = 1", &[])

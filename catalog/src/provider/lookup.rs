@@ -1,12 +1,23 @@
 //! The fast path for the online feature read: `SELECT cols FROM keyed_table WHERE pk = $1
 //! [AND pk2 = $2]`, recognized once at prepare time and executed as one RocksDB `get` per
 //! call, without DataFusion's per-execution optimizer, physical planner and thread hops.
+//!
+//! The select list may also compute over the row and the parameters (request-time scoring:
+//! `SELECT fraud($2, f.n, f.total) FROM user_stats f WHERE f.user_id = $1`): those
+//! expressions are compiled once, with each `$n` read as a column of the one-row batch the
+//! lookup builds, and evaluated on the row read.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema};
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use datafusion::scalar::ScalarValue;
 use nowdb_storage::{keys, rowcodec, Cf};
 
@@ -32,6 +43,18 @@ pub struct PointLookup {
     key: Vec<KeyValue>,
     /// Table column indexes returned, in output order.
     projection: Vec<usize>,
+    /// Set when the select list computes: expressions over the whole row followed by the
+    /// parameters they read.
+    computed: Option<Computed>,
+}
+
+/// A select list evaluated over `[row columns..., $a, $b, ...]`.
+#[derive(Debug, Clone)]
+struct Computed {
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// (0-based parameter index, its type) per extra input column.
+    params: Vec<(usize, datafusion::arrow::datatypes::DataType)>,
+    input: SchemaRef,
 }
 
 impl PointLookup {
@@ -76,8 +99,20 @@ impl PointLookup {
                 Expr::Column(c) => def.column_index(&c.name),
                 _ => None,
             })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Self { table: def.name.clone(), table_id: def.id, key, projection })
+            .collect::<Option<Vec<_>>>();
+        match projection {
+            Some(projection) => Some(Self { table: def.name.clone(), table_id: def.id, key, projection, computed: None }),
+            None => {
+                let computed = Computed::compile(&p.expr, p.input.schema())?;
+                let projection = (0..def.columns.len()).collect();
+                Some(Self { table: def.name.clone(), table_id: def.id, key, projection, computed: Some(computed) })
+            }
+        }
+    }
+
+    /// Whether the select list only names columns (no expression to evaluate).
+    pub fn is_plain(&self) -> bool {
+        self.computed.is_none()
     }
 
     /// Reads the row for `params` (`$1` first). `Ok(None)` when the table changed since the
@@ -93,8 +128,18 @@ impl PointLookup {
             Some(bytes) => rowcodec::decode_rows([bytes.as_slice()], table.schema(), Some(&self.projection))?,
             None => return Ok(Some(RecordBatch::new_empty(schema.clone()))),
         };
+        let batch = match &self.computed {
+            Some(c) => c.evaluate(batch, params)?,
+            None => batch,
+        };
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        let batch = RecordBatch::try_new_with_options(schema.clone(), batch.columns().to_vec(), &options)?;
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { datafusion::arrow::compute::cast(c, f.data_type()) })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let batch = RecordBatch::try_new_with_options(schema.clone(), columns, &options)?;
         Ok(Some(batch))
     }
 
@@ -123,6 +168,99 @@ impl PointLookup {
         }
         Ok(Some(keys::row_key(def.id, &columns, 0)?))
     }
+}
+
+impl Computed {
+    /// Compiles a select list over `input` (the scanned row's schema); `None` for what the
+    /// fast path does not do (aggregates, subqueries, untyped parameters).
+    fn compile(select: &[Expr], input: &DFSchema) -> Option<Computed> {
+        let mut params: Vec<(usize, datafusion::arrow::datatypes::DataType)> = Vec::new();
+        let mut rewritten = Vec::with_capacity(select.len());
+        for e in select {
+            let mut ok = true;
+            // `$n` as a column of type `ty` (the value is cast to it at execution).
+            let mut param = |id: &str, ty: &datafusion::arrow::datatypes::DataType| -> Option<Expr> {
+                let n = id.trim_start_matches('$').parse::<usize>().ok()?.checked_sub(1)?;
+                if !params.iter().any(|(i, _)| *i == n) {
+                    params.push((n, ty.clone()));
+                }
+                Some(Expr::Column(Column::from_name(param_column(n))))
+            };
+            let e = e
+                .clone()
+                .unalias()
+                .transform_down(|e| {
+                    let replaced = match &e {
+                        // `$n::type`: the parameter read as that type.
+                        Expr::Cast(c) => match c.expr.as_ref() {
+                            Expr::Placeholder(Placeholder { id, field: None }) => Some(param(id, c.field.data_type())),
+                            _ => None,
+                        },
+                        Expr::Placeholder(Placeholder { id, field: Some(f) }) => Some(param(id, f.data_type())),
+                        Expr::Placeholder(_)
+                        | Expr::AggregateFunction(_)
+                        | Expr::WindowFunction(_)
+                        | Expr::ScalarSubquery(_)
+                        | Expr::Exists(_)
+                        | Expr::InSubquery(_) => Some(None),
+                        _ => None,
+                    };
+                    match replaced {
+                        Some(Some(col)) => Ok(Transformed::yes(col)),
+                        Some(None) => {
+                            ok = false;
+                            Ok(Transformed::no(e))
+                        }
+                        None => Ok(Transformed::no(e)),
+                    }
+                })
+                .ok()?
+                .data;
+            if !ok {
+                return None;
+            }
+            rewritten.push(e);
+        }
+        let extra: Vec<Field> = params.iter().map(|(n, t)| Field::new(param_column(*n), t.clone(), true)).collect();
+        let extra = DFSchema::try_from(Schema::new(extra)).ok()?;
+        let mut full = input.clone();
+        full.merge(&extra);
+        let props = ExecutionProps::new();
+        let exprs = rewritten
+            .iter()
+            .map(|e| create_physical_expr(e, &full, &props, &PhysicalPlanningContext::default()).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some(Computed { exprs, params, input: Arc::new(full.as_arrow().clone()) })
+    }
+
+    /// Evaluates the select list on `row` (every column of the table) and `params`.
+    fn evaluate(&self, row: RecordBatch, params: &[ScalarValue]) -> Result<RecordBatch> {
+        let n = row.num_rows();
+        let mut columns = row.columns().to_vec();
+        for (i, ty) in &self.params {
+            let value = params.get(*i).ok_or_else(|| {
+                CatalogError::DataFusion(datafusion::error::DataFusionError::Execution(format!(
+                    "Placeholder '${}' was not provided a value for execution.",
+                    i + 1
+                )))
+            })?;
+            columns.push(value.cast_to(ty)?.to_array_of_size(n)?);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(n));
+        let input = RecordBatch::try_new_with_options(self.input.clone(), columns, &options)?;
+        let out = self
+            .exprs
+            .iter()
+            .map(|e| e.evaluate(&input).and_then(|v| v.into_array(n)))
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        let schema = Arc::new(Schema::new(out.iter().enumerate().map(|(i, a)| Field::new(format!("c{i}"), a.data_type().clone(), true)).collect::<Vec<_>>()));
+        Ok(RecordBatch::try_new_with_options(schema, out, &options)?)
+    }
+}
+
+/// The column a parameter is read from in a computed select list.
+fn param_column(n: usize) -> String {
+    format!("${}", n + 1)
 }
 
 fn key_value(e: &Expr) -> Option<KeyValue> {
