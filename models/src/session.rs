@@ -262,7 +262,7 @@ fn read_output(name: &str, out: &SessionOutputs<'_>, spec: &Output, rows: usize)
             match per_row {
                 None if array.len() == rows => Ok(array),
                 None => Err(bad(format!("{} values for {rows} rows", array.len()))),
-                Some(_) if rows > 0 && array.len() % rows == 0 => {
+                Some(_) if rows > 0 && array.len().is_multiple_of(rows) => {
                     let width = array.len() / rows;
                     let field = Arc::new(Field::new("item", element.data_type(), true));
                     let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(width, rows));

@@ -203,7 +203,7 @@ fn bytea_text(s: &str) -> NowResult<Vec<u8>> {
 
 fn hex(h: &str) -> NowResult<Vec<u8>> {
     let h = h.as_bytes();
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return Err(NowError::coded("22P02", "invalid hexadecimal data: odd number of digits"));
     }
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);

@@ -31,7 +31,7 @@ use crate::session::{CopyState, Session};
 #[derive(Debug, Clone)]
 pub enum Parsed {
     /// Postgres SQL.
-    Sql(Statement),
+    Sql(Box<Statement>),
     /// `CREATE MODEL` / `DROP MODEL`.
     Model(ModelStatement),
 }
@@ -106,7 +106,7 @@ pub enum Outcome {
 /// Plans `stmt`. `client_types` are the parameter types from the Parse message.
 pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Type>]) -> NowResult<Prepared> {
     let stmt = match stmt {
-        Parsed::Sql(s) => s,
+        Parsed::Sql(s) => *s,
         Parsed::Model(m) => return Ok(prepare_model(session, m, client_types)),
     };
     let ctx = session.engine().ctx();
@@ -161,7 +161,7 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
         }),
         _ => None,
     };
-    let stmt = Parsed::Sql(stmt);
+    let stmt = Parsed::Sql(Box::new(stmt));
     Ok(Prepared { stmt, sql, kind, param_types, param_wire_types, result, lookup, generation, binary_fields: Default::default() })
 }
 
@@ -329,7 +329,7 @@ async fn run(session: &Session, prepared: &Prepared, params: &ParamValues) -> No
 async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -> NowResult<Outcome> {
     let engine = session.engine();
     let stmt = match &prepared.stmt {
-        Parsed::Sql(s) => s,
+        Parsed::Sql(s) => s.as_ref(),
         Parsed::Model(ModelStatement::Create(c)) => return Ok(Outcome::Command(Tag::new(model_sql::create(engine, c, params).await?))),
         Parsed::Model(ModelStatement::Drop { names, if_exists, cascade }) => {
             return Ok(Outcome::Command(Tag::new(model_sql::drop(engine, names, *if_exists, *cascade).await?)))

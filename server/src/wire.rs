@@ -73,13 +73,13 @@ impl Parser {
     fn parse(&self, sql: &str) -> NowResult<Vec<Parsed>> {
         let sql = crate::extensions::rewrite(sql);
         let Some(pieces) = model_sql::split(&sql) else {
-            return Ok(self.sql.parse(&sql)?.into_iter().map(Parsed::Sql).collect());
+            return Ok(self.sql.parse(&sql)?.into_iter().map(|s| Parsed::Sql(Box::new(s))).collect());
         };
         let mut out = Vec::with_capacity(pieces.len());
         for piece in pieces {
             match piece {
                 Piece::Model(text) => out.push(Parsed::Model(model_sql::parse(text)?)),
-                Piece::Sql(text) => out.extend(self.sql.parse(text)?.into_iter().map(Parsed::Sql)),
+                Piece::Sql(text) => out.extend(self.sql.parse(text)?.into_iter().map(|s| Parsed::Sql(Box::new(s)))),
             }
         }
         Ok(out)
