@@ -26,7 +26,7 @@ pub use registry::ModelRegistry;
 pub use runtime::Runtime;
 pub use session::{Device, SessionOptions};
 pub use signature::Signature;
-pub use table::ModelsTable;
+pub use table::{models_batch, models_schema};
 
 #[cfg(test)]
 mod tests;

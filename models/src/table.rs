@@ -2,91 +2,54 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 
 use crate::registry::ModelRegistry;
 
-/// The `nowdb_catalog.models` system table.
-#[derive(Debug)]
-pub struct ModelsTable {
-    registry: Arc<ModelRegistry>,
-    schema: SchemaRef,
+/// The schema of `nowdb_catalog.models`.
+pub fn models_schema() -> SchemaRef {
+    let text = |n: &str| Field::new(n, DataType::Utf8, false);
+    Arc::new(Schema::new(vec![
+        text("name"),
+        Field::new("version", DataType::Int64, false),
+        text("inputs"),
+        text("outputs"),
+        text("output"),
+        text("return_type"),
+        text("device"),
+        Field::new("threads", DataType::Int64, true),
+        Field::new("size_bytes", DataType::Int64, false),
+        Field::new("calls", DataType::Int64, false),
+        Field::new("rows_scored", DataType::Int64, false),
+        Field::new("mean_batch_latency_us", DataType::Float64, true),
+        Field::new("p99_batch_latency_us", DataType::Int64, true),
+    ]))
 }
 
-impl ModelsTable {
-    /// The table over `registry`.
-    pub fn new(registry: Arc<ModelRegistry>) -> Self {
-        let text = |n: &str| Field::new(n, DataType::Utf8, false);
-        let schema = Arc::new(Schema::new(vec![
-            text("name"),
-            Field::new("version", DataType::Int64, false),
-            text("inputs"),
-            text("outputs"),
-            text("output"),
-            text("return_type"),
-            text("device"),
-            Field::new("threads", DataType::Int64, true),
-            Field::new("size_bytes", DataType::Int64, false),
-            Field::new("calls", DataType::Int64, false),
-            Field::new("rows_scored", DataType::Int64, false),
-            Field::new("mean_batch_latency_us", DataType::Float64, true),
-            Field::new("p99_batch_latency_us", DataType::Int64, true),
-        ]));
-        Self { registry, schema }
-    }
-
-    fn batch(&self) -> DfResult<RecordBatch> {
-        let models = self.registry.all();
-        let stats: Vec<_> = models.iter().map(|m| m.stats().snapshot()).collect();
-        let text = |f: &dyn Fn(&crate::Model) -> String| -> ArrayRef {
-            Arc::new(StringArray::from(models.iter().map(|m| f(m)).collect::<Vec<_>>()))
-        };
-        let int = |v: Vec<Option<i64>>| -> ArrayRef { Arc::new(Int64Array::from(v)) };
-        let columns: Vec<ArrayRef> = vec![
-            text(&|m| m.name().to_string()),
-            int(models.iter().map(|m| Some(m.version() as i64)).collect()),
-            text(&|m| m.signature().inputs_text()),
-            text(&|m| m.signature().all_outputs.join(", ")),
-            text(&|m| m.signature().output.name.clone()),
-            text(&|m| m.signature().return_text()),
-            text(&|m| m.session().device().as_str().to_string()),
-            int(models.iter().map(|m| m.session().options().threads.map(|t| t as i64)).collect()),
-            int(models.iter().map(|m| Some(m.size() as i64)).collect()),
-            int(stats.iter().map(|s| Some(s.calls as i64)).collect()),
-            int(stats.iter().map(|s| Some(s.rows as i64)).collect()),
-            Arc::new(Float64Array::from(stats.iter().map(|s| s.mean_us).collect::<Vec<_>>())),
-            int(stats.iter().map(|s| s.p99_us.map(|v| v as i64)).collect()),
-        ];
-        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
-    }
-}
-
-#[async_trait]
-impl TableProvider for ModelsTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let batch = self.batch()?;
-        Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?)
-    }
+/// The rows of `nowdb_catalog.models` now.
+pub fn models_batch(registry: &ModelRegistry) -> DfResult<RecordBatch> {
+    let models = registry.all();
+    let stats: Vec<_> = models.iter().map(|m| m.stats().snapshot()).collect();
+    let text = |f: &dyn Fn(&crate::Model) -> String| -> ArrayRef {
+        Arc::new(StringArray::from(models.iter().map(|m| f(m)).collect::<Vec<_>>()))
+    };
+    let int = |v: Vec<Option<i64>>| -> ArrayRef { Arc::new(Int64Array::from(v)) };
+    let columns: Vec<ArrayRef> = vec![
+        text(&|m| m.name().to_string()),
+        int(models.iter().map(|m| Some(m.version() as i64)).collect()),
+        text(&|m| m.signature().inputs_text()),
+        text(&|m| m.signature().all_outputs.join(", ")),
+        text(&|m| m.signature().output.name.clone()),
+        text(&|m| m.signature().return_text()),
+        text(&|m| m.session().device().as_str().to_string()),
+        int(models.iter().map(|m| m.session().options().threads.map(|t| t as i64)).collect()),
+        int(models.iter().map(|m| Some(m.size() as i64)).collect()),
+        int(stats.iter().map(|s| Some(s.calls as i64)).collect()),
+        int(stats.iter().map(|s| Some(s.rows as i64)).collect()),
+        Arc::new(Float64Array::from(stats.iter().map(|s| s.mean_us).collect::<Vec<_>>())),
+        int(stats.iter().map(|s| s.p99_us.map(|v| v as i64)).collect()),
+    ];
+    Ok(RecordBatch::try_new(models_schema(), columns)?)
 }

@@ -10,15 +10,16 @@ use datafusion::prelude::SessionContext;
 use datafusion::catalog::TableProvider;
 use nowdb_catalog::provider::{NowdbSchema, StoredTable};
 use nowdb_catalog::{Catalog, DATABASE, SCHEMA};
-use nowdb_models::{Device, Model, ModelFunction, ModelRegistry, ModelsTable, SessionOptions};
+use nowdb_models::{Device, Model, ModelFunction, ModelRegistry, SessionOptions};
 use nowdb_storage::RocksStore;
-use nowdb_views::{ViewEngine, ViewsTable};
+use nowdb_views::ViewEngine;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::system::SystemTable;
 use crate::error::{NowError, NowResult};
 
-/// Schema of nowdb's own system tables (`nowdb_catalog.views`).
+/// Schema of nowdb's own system tables (`nowdb_catalog.views`, `nowdb_catalog.models`).
 pub const SYSTEM_SCHEMA: &str = "nowdb_catalog";
 
 /// How often expired rows (retention) are purged.
@@ -183,8 +184,10 @@ fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<Mode
         .catalog(DATABASE)
         .ok_or_else(|| NowError::coded("XX000", "default catalog missing"))?;
     db.register_schema(SCHEMA, Arc::new(NowdbSchema::new(catalog.clone())))?;
-    let system = ViewsTable::schema_provider(views)?;
-    system.register_table("models".into(), Arc::new(ModelsTable::new(models)))?;
+    let system = crate::system::schema_provider(vec![
+        ("views", SystemTable::new(nowdb_views::views_schema(), move || nowdb_views::views_batch(&views))),
+        ("models", SystemTable::new(nowdb_models::models_schema(), move || nowdb_models::models_batch(&models))),
+    ])?;
     db.register_schema(SYSTEM_SCHEMA, system)?;
     let resolve = Arc::new(move |name: &str| {
         catalog.table(name).map(|t| Arc::new(StoredTable::new(t)) as Arc<dyn TableProvider>)

@@ -21,6 +21,7 @@ pub mod server;
 pub mod session;
 pub mod settings;
 pub mod statement;
+pub mod system;
 pub mod wire;
 
 pub use config::Config;

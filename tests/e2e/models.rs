@@ -166,3 +166,27 @@ async fn without_onnx_runtime_the_server_runs_and_model_statements_say_how_to_in
     assert_eq!(one, 1);
     assert!(Path::new(&data).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cuda_is_refused_clearly_without_a_gpu_and_auto_falls_back_to_cpu() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    // With the CPU wheel (scripts/setup.sh) CUDA is missing; with onnxruntime-gpu on a GPU
+    // machine the model runs on CUDA instead.
+    match c.batch_execute("CREATE MODEL g FROM 'linear.onnx' WITH (device = 'cuda')").await {
+        Ok(()) => {
+            let device: String = c.query_one("SELECT device FROM nowdb_catalog.models WHERE name = 'g'", &[]).await.unwrap().get(0);
+            assert_eq!(device, "cuda");
+            c.batch_execute("DROP MODEL g").await.unwrap();
+        }
+        Err(e) => {
+            let db = e.as_db_error().expect("a server error");
+            assert_eq!(db.code().code(), "0A000");
+            assert!(db.message().contains("CUDA execution provider is not available") && db.message().contains("device = 'auto'"), "{}", db.message());
+        }
+    }
+    c.batch_execute("CREATE MODEL g FROM 'linear.onnx' WITH (device = 'auto')").await.unwrap();
+    let device: String = c.query_one("SELECT device FROM nowdb_catalog.models WHERE name = 'g'", &[]).await.unwrap().get(0);
+    assert!(device == "cpu" || device == "cuda", "{device}");
+    assert_eq!(scalar_f32(&c, "SELECT g(0.5, 1, -2)").await, Some(-4.5));
+}

@@ -21,7 +21,7 @@ pub mod stats;
 
 pub use engine::ViewEngine;
 pub use error::{ViewError, ViewErrorKind};
-pub use stats::ViewsTable;
+pub use stats::{views_batch, views_schema};
 
 /// Result type of this crate.
 pub type Result<T, E = ViewError> = std::result::Result<T, E>;

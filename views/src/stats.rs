@@ -3,15 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session, TableProvider};
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::ViewEngine;
@@ -38,56 +32,40 @@ pub struct ViewStats {
     pub last_update_micros: Mutex<Option<i64>>,
 }
 
-/// `nowdb_catalog.views`.
-#[derive(Debug)]
-pub struct ViewsTable {
-    engine: Arc<ViewEngine>,
-    schema: SchemaRef,
+/// The schema of `nowdb_catalog.views`.
+pub fn views_schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("definition", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("events_processed", DataType::Int64, false),
+        Field::new("last_event_time", ts.clone(), true),
+        Field::new("watermark", ts.clone(), true),
+        Field::new("late_events_dropped", DataType::Int64, false),
+        Field::new("last_update_latency_us", DataType::Int64, true),
+        Field::new("models", DataType::Utf8, false),
+        Field::new("models_switched_at", ts, true),
+    ]))
 }
 
-impl ViewsTable {
-    /// The system table over `engine`.
-    pub fn new(engine: Arc<ViewEngine>) -> Self {
-        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("definition", DataType::Utf8, false),
-            Field::new("rows", DataType::Int64, false),
-            Field::new("events_processed", DataType::Int64, false),
-            Field::new("last_event_time", ts.clone(), true),
-            Field::new("watermark", ts.clone(), true),
-            Field::new("late_events_dropped", DataType::Int64, false),
-            Field::new("last_update_latency_us", DataType::Int64, true),
-            Field::new("models", DataType::Utf8, false),
-            Field::new("models_switched_at", ts.clone(), true),
-        ]));
-        Self { engine, schema }
-    }
-
-    /// A schema provider holding this table, to register as `nowdb_catalog`.
-    pub fn schema_provider(engine: Arc<ViewEngine>) -> DfResult<Arc<dyn SchemaProvider>> {
-        let schema = MemorySchemaProvider::new();
-        schema.register_table("views".into(), Arc::new(ViewsTable::new(engine)))?;
-        Ok(Arc::new(schema))
-    }
-
-    fn batch(&self) -> DfResult<RecordBatch> {
-        let rows = self.engine.describe();
-        let col_ts = |v: Vec<Option<i64>>| -> ArrayRef { Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC")) };
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|r| r.definition.clone()).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.counters.rows).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.counters.events_processed as i64).collect::<Vec<_>>())),
-            col_ts(rows.iter().map(|r| r.counters.last_event_time).collect()),
-            col_ts(rows.iter().map(|r| r.watermark).collect()),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.counters.late_events_dropped as i64).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.last_update_micros).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|r| r.models.clone()).collect::<Vec<_>>())),
-            col_ts(rows.iter().map(|r| r.models_switched_at).collect()),
-        ];
-        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
-    }
+/// The rows of `nowdb_catalog.views` now.
+pub fn views_batch(engine: &ViewEngine) -> DfResult<RecordBatch> {
+    let rows = engine.describe();
+    let col_ts = |v: Vec<Option<i64>>| -> ArrayRef { Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC")) };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.definition.clone()).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(rows.iter().map(|r| r.counters.rows).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(rows.iter().map(|r| r.counters.events_processed as i64).collect::<Vec<_>>())),
+        col_ts(rows.iter().map(|r| r.counters.last_event_time).collect()),
+        col_ts(rows.iter().map(|r| r.watermark).collect()),
+        Arc::new(Int64Array::from(rows.iter().map(|r| r.counters.late_events_dropped as i64).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(rows.iter().map(|r| r.last_update_micros).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.models.clone()).collect::<Vec<_>>())),
+        col_ts(rows.iter().map(|r| r.models_switched_at).collect()),
+    ];
+    Ok(RecordBatch::try_new(views_schema(), columns)?)
 }
 
 /// One row of `nowdb_catalog.views`.
@@ -107,26 +85,4 @@ pub struct ViewDescription {
     pub models: String,
     /// When it last switched to a new model version.
     pub models_switched_at: Option<i64>,
-}
-
-#[async_trait]
-impl TableProvider for ViewsTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let batch = self.batch()?;
-        Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?)
-    }
 }
