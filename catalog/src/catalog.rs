@@ -306,8 +306,9 @@ impl Catalog {
         Ok(true)
     }
 
-    /// Tells prepared plans to re-plan (a DDL that changes what names mean).
-    pub(crate) fn bump_generation(&self) {
+    /// Tells prepared plans to re-plan (a DDL that changes what names mean, e.g. a model's
+    /// function replaced in the query context).
+    pub fn bump_generation(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 

@@ -96,6 +96,8 @@ impl Engine {
     pub fn install_model(&self, model: Arc<Model>) -> NowResult<()> {
         self.ctx.register_udf(ModelFunction::udf(model.clone()));
         self.models.install(model)?;
+        // Statements prepared meanwhile re-plan against the function now registered.
+        self.catalog.bump_generation();
         Ok(())
     }
 
@@ -103,6 +105,7 @@ impl Engine {
     pub fn uninstall_model(&self, name: &str) -> NowResult<()> {
         self.ctx.deregister_udf(name);
         self.models.remove(name)?;
+        self.catalog.bump_generation();
         Ok(())
     }
 

@@ -316,6 +316,7 @@ pub async fn create(engine: &Arc<Engine>, c: &CreateModel, params: &ParamValues)
             ParamValues::List(l) => match l.get(n - 1).map(|p| &p.value) {
                 Some(ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) | ScalarValue::BinaryView(Some(b))) => b.clone(),
                 Some(ScalarValue::Utf8(Some(s))) => bytea_text(s)?,
+                None => return Err(NowError::coded("42P02", format!("there is no parameter ${n}"))),
                 Some(v) if v.is_null() => return Err(NowError::coded("22004", "the model parameter is NULL")),
                 _ => return Err(NowError::coded("42804", format!("parameter ${n} must be bytea (the ONNX file's bytes)"))),
             },

@@ -46,6 +46,9 @@ async fn models_upload_from_the_client_and_survive_restart_and_file_deletion() {
         assert_eq!(scalar_f32(&c, "SELECT lin(0.5, 1, -2)").await, Some(-4.5));
         let p: Option<f32> = c.query_one("SELECT clf(0, 0.25, -0.25)[2]", &[]).await.unwrap().get(0);
         assert!((p.unwrap() - 0.8302).abs() < 1e-4, "{p:?}");
+        // A parameter source needs a value: the simple protocol has none.
+        let err = sqlstate(&c, "CREATE MODEL x FROM $1").await;
+        assert!(err.starts_with("42P02: there is no parameter $1"), "{err}");
     }
     assert!(server.terminate(), "clean shutdown; log:\n{}", server.log_text());
     let server = TestServer::start_with(&data, &models, &[]);
