@@ -6,11 +6,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures::SinkExt;
 
 use crate::measure::{self, record, Result, Rng};
-use crate::workloads::{connect, merge, PgSystem, Scale};
+use crate::workloads::{connect, copy_chunks, merge, PgSystem, Scale};
 
 /// The model both sides run: tests/models/logistic.onnx (3 float inputs -> sigmoid).
 pub const MODEL: &str = "tests/models/logistic.onnx";
@@ -34,19 +32,7 @@ pub async fn setup(sys: &PgSystem, scale: Scale) -> std::result::Result<(), Stri
     let bytes = std::fs::read(MODEL).map_err(|e| format!("{MODEL}: {e}"))?;
     c.execute(&format!("CREATE MODEL fraud FROM $1 WITH (threads = {THREADS})") as &str, &[&bytes]).await.map_err(|e| e.to_string())?;
     c.batch_execute("CREATE TABLE scoring (a REAL, b REAL, c REAL)").await.map_err(|e| e.to_string())?;
-    let mut i = 0;
-    while i < scale.score_rows {
-        let sink = c.copy_in("COPY scoring FROM STDIN").await.map_err(|e| e.to_string())?;
-        futures::pin_mut!(sink);
-        let mut buf = String::new();
-        for r in i..(i + 50_000).min(scale.score_rows) {
-            score_row(r, &mut buf);
-        }
-        sink.send(Bytes::from(buf)).await.map_err(|e| e.to_string())?;
-        sink.finish().await.map_err(|e| e.to_string())?;
-        i += 50_000;
-    }
-    Ok(())
+    copy_chunks(&c, "COPY scoring FROM STDIN", scale.score_rows, 50_000, score_row).await
 }
 
 /// Timed runs per side; the best is reported (both sides, the same way).

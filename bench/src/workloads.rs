@@ -47,6 +47,24 @@ fn feature_value(k: u64, j: u64) -> f64 {
     ((k * 31 + j * 7) % 1000) as f64 / 10.0
 }
 
+/// Sends rows `0..total` by COPY `sql` (`... FROM STDIN`), one COPY per `chunk` rows, each
+/// row's text line written by `line`.
+pub(crate) async fn copy_chunks(c: &Client, sql: &str, total: u64, chunk: u64, line: impl Fn(u64, &mut String)) -> std::result::Result<(), String> {
+    let mut i = 0;
+    while i < total {
+        let sink = c.copy_in(sql).await.map_err(|e| e.to_string())?;
+        futures::pin_mut!(sink);
+        let mut buf = String::new();
+        for r in i..(i + chunk).min(total) {
+            line(r, &mut buf);
+        }
+        sink.send(Bytes::from(buf)).await.map_err(|e| e.to_string())?;
+        sink.finish().await.map_err(|e| e.to_string())?;
+        i += chunk;
+    }
+    Ok(())
+}
+
 /// Loads the 10-column feature table of `scale.keys` rows with COPY.
 pub async fn load_features(sys: &PgSystem, scale: Scale) -> std::result::Result<Duration, String> {
     let c = connect(&sys.conn).await?;
@@ -55,23 +73,14 @@ pub async fn load_features(sys: &PgSystem, scale: Scale) -> std::result::Result<
         .await
         .map_err(|e| e.to_string())?;
     let start = Instant::now();
-    let chunk = 10_000;
-    let mut k = 0;
-    while k < scale.keys {
-        let sink = c.copy_in("COPY features FROM STDIN").await.map_err(|e| e.to_string())?;
-        futures::pin_mut!(sink);
-        let mut buf = String::new();
-        for key in k..(k + chunk).min(scale.keys) {
-            let _ = write!(buf, "{key}");
-            for j in 1..=10 {
-                let _ = write!(buf, "\t{}", feature_value(key, j));
-            }
-            buf.push('\n');
+    copy_chunks(&c, "COPY features FROM STDIN", scale.keys, 10_000, |key, buf| {
+        let _ = write!(buf, "{key}");
+        for j in 1..=10 {
+            let _ = write!(buf, "\t{}", feature_value(key, j));
         }
-        sink.send(Bytes::from(buf)).await.map_err(|e| e.to_string())?;
-        sink.finish().await.map_err(|e| e.to_string())?;
-        k += chunk;
-    }
+        buf.push('\n');
+    })
+    .await?;
     Ok(start.elapsed())
 }
 
@@ -217,18 +226,7 @@ pub async fn ingest_copy(sys: &PgSystem, scale: Scale, note: &str) -> std::resul
     let c = connect(&sys.conn).await?;
     let users = scale.keys.max(1);
     let start = Instant::now();
-    let mut i = 0;
-    while i < scale.events {
-        let sink = c.copy_in("COPY events FROM STDIN").await.map_err(|e| e.to_string())?;
-        futures::pin_mut!(sink);
-        let mut buf = String::new();
-        for e in i..(i + 10_000).min(scale.events) {
-            event_line(e, users, &mut buf);
-        }
-        sink.send(Bytes::from(buf)).await.map_err(|e| e.to_string())?;
-        sink.finish().await.map_err(|e| e.to_string())?;
-        i += 10_000;
-    }
+    copy_chunks(&c, "COPY events FROM STDIN", scale.events, 10_000, |e, buf| event_line(e, users, buf)).await?;
     Ok(Result::throughput("ingest COPY", sys.name, scale.events, start.elapsed(), "events/s", note))
 }
 
