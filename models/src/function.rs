@@ -9,11 +9,11 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use crate::model::{argument_type, is_numeric, Model};
@@ -68,31 +68,24 @@ impl Hash for ModelFunction {
     }
 }
 
-/// Gives each untyped `$n` passed straight to a model the type of the model input it feeds,
-/// so that clients that leave parameter types to the server (`SELECT fraud($2, f.n, ...)`)
-/// are told to send a number.
-pub fn type_placeholders(plan: LogicalPlan) -> DfResult<LogicalPlan> {
-    let typed = plan.transform_up_with_subqueries(|node| {
-        node.map_expressions(|e| {
-            e.transform_up(|e| {
-                let Expr::ScalarFunction(mut call) = e else { return Ok(Transformed::no(e)) };
-                let Some(model) = ModelFunction::of(&call.func).cloned() else {
-                    return Ok(Transformed::no(Expr::ScalarFunction(call)));
-                };
-                let mut changed = false;
-                for (i, arg) in call.args.iter_mut().enumerate() {
-                    if let (Expr::Placeholder(Placeholder { id, field: None }), Some(element)) = (&*arg, argument_type(model.signature(), i)) {
-                        let field = Arc::new(Field::new(id.as_str(), element.data_type(), true));
-                        *arg = Expr::Placeholder(Placeholder { id: id.clone(), field: Some(field) });
-                        changed = true;
-                    }
-                }
-                let e = Expr::ScalarFunction(call);
-                Ok(if changed { Transformed::yes(e) } else { Transformed::no(e) })
-            })
-        })
-    })?;
-    Ok(typed.data)
+/// In a call of a model, gives each untyped `$n` argument the type of the model input it
+/// feeds, so that clients that leave parameter types to the server (`SELECT fraud($2, f.n,
+/// ...)`) are told to send a number. One step of a bottom-up expression rewrite.
+pub fn type_model_arguments(e: Expr) -> DfResult<Transformed<Expr>> {
+    let Expr::ScalarFunction(mut call) = e else { return Ok(Transformed::no(e)) };
+    let Some(model) = ModelFunction::of(&call.func).cloned() else {
+        return Ok(Transformed::no(Expr::ScalarFunction(call)));
+    };
+    let mut changed = false;
+    for (i, arg) in call.args.iter_mut().enumerate() {
+        if let (Expr::Placeholder(Placeholder { id, field: None }), Some(element)) = (&*arg, argument_type(model.signature(), i)) {
+            let field = Arc::new(Field::new(id.as_str(), element.data_type(), true));
+            *arg = Expr::Placeholder(Placeholder { id: id.clone(), field: Some(field) });
+            changed = true;
+        }
+    }
+    let e = Expr::ScalarFunction(call);
+    Ok(if changed { Transformed::yes(e) } else { Transformed::no(e) })
 }
 
 fn external(e: ModelError) -> DataFusionError {

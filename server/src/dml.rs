@@ -49,13 +49,13 @@ pub async fn plan_insert(ctx: &SessionContext, insert: &Insert) -> NowResult<(Lo
 /// Plans any statement with DataFusion.
 pub async fn plan_statement(ctx: &SessionContext, stmt: Statement) -> NowResult<LogicalPlan> {
     let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(stmt))).await?;
-    let plan = type_cast_placeholders(plan)?;
-    Ok(nowdb_models::function::type_placeholders(plan)?)
+    type_placeholders(plan)
 }
 
-/// `$n::type` gives an untyped `$n` that type, as in PostgreSQL (DataFusion leaves it
-/// unknown, and clients would be told to send text).
-fn type_cast_placeholders(plan: LogicalPlan) -> NowResult<LogicalPlan> {
+/// Types untyped `$n` placeholders from their context, in one pass over the plan: `$n::type`
+/// gives `$n` that type, as in PostgreSQL, and an argument of a model gets the model input's
+/// type (DataFusion leaves both unknown, and clients would be told to send text).
+fn type_placeholders(plan: LogicalPlan) -> NowResult<LogicalPlan> {
     use datafusion::common::tree_node::{Transformed, TreeNode};
     use datafusion::logical_expr::expr::Placeholder;
     use datafusion::logical_expr::Expr;
@@ -70,7 +70,7 @@ fn type_cast_placeholders(plan: LogicalPlan) -> NowResult<LogicalPlan> {
                     }
                     _ => Ok(Transformed::no(Expr::Cast(c))),
                 },
-                other => Ok(Transformed::no(other)),
+                other => nowdb_models::function::type_model_arguments(other),
             })
         })
     })?;
