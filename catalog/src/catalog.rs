@@ -291,7 +291,7 @@ impl Catalog {
         for t in &doomed {
             let id = t.def.id;
             ws.delete(Cf::Catalog, table_key(id));
-            for cf in [Cf::Log, Cf::LogStats, Cf::Rows, Cf::ViewState] {
+            for cf in [Cf::Log, Cf::LogStats, Cf::Rows, Cf::ViewState, Cf::History] {
                 ws.delete_range(cf, keys::table_start(id), keys::table_end(id));
             }
         }

@@ -7,6 +7,7 @@
 //! min/max cannot match.
 
 pub mod access;
+pub mod history;
 pub mod lookup;
 pub mod scan;
 

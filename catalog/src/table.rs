@@ -50,6 +50,13 @@ pub struct ViewMeta {
     /// watermarks apply to it).
     #[serde(default)]
     pub window_end: Option<usize>,
+    /// Whether the view keeps the history of its rows (`WITH (history = false)` turns it off).
+    #[serde(default = "keeps_history")]
+    pub history: bool,
+}
+
+fn keeps_history() -> bool {
+    true
 }
 
 /// A table as stored in the catalog.
@@ -160,6 +167,19 @@ impl TableDef {
         self.columns.iter().position(|c| c.name == name)
     }
 
+    /// The column holding a row's event time: the `WATERMARK FOR` column, else an event
+    /// table's first timestamp column. Keyed tables without a watermark and views have none
+    /// (their changes happen at the time of the write that makes them).
+    pub fn event_time_column(&self) -> Option<usize> {
+        if let Some((col, _)) = self.event_time.watermark {
+            return Some(col);
+        }
+        match self.kind {
+            TableKind::Event => self.columns.iter().position(|c| matches!(c.ty, SqlType::Timestamp | SqlType::Timestamptz)),
+            _ => None,
+        }
+    }
+
     /// The view definition, for views.
     pub fn view(&self) -> Option<&ViewMeta> {
         match &self.kind {
@@ -191,6 +211,11 @@ mod tests {
         assert_eq!(def.pkey_name(), "t_pkey");
         let events = TableDef::new(2, "e".into(), vec![col("a", SqlType::Int8)], vec![]).unwrap();
         assert_eq!(events.kind, TableKind::Event);
+        assert_eq!(events.event_time_column(), None);
+        let timed = TableDef::new(3, "e".into(), vec![col("a", SqlType::Int8), col("ts", SqlType::Timestamptz)], vec![]).unwrap();
+        assert_eq!(timed.event_time_column(), Some(1));
+        let keyed = TableDef::new(4, "k".into(), vec![col("a", SqlType::Int8), col("ts", SqlType::Timestamp)], vec!["a".into()]).unwrap();
+        assert_eq!(keyed.event_time_column(), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use nowdb_catalog::{Catalog, ColumnDef, EventTime, SqlType};
+use nowdb_views::engine::ViewOptions;
 use nowdb_views::ViewEngine;
 
 use crate::error::{NowError, NowResult};
@@ -224,7 +225,17 @@ pub fn interval_micros(text: &str) -> NowResult<i64> {
     Ok(total)
 }
 
-/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name [WITH (retention = '...')] AS query`.
+/// A boolean option value, spelled as Postgres accepts them.
+fn bool_option(key: &str, value: &str) -> NowResult<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err(NowError::coded("22023", format!("{key} requires a Boolean value"))),
+    }
+}
+
+/// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name [WITH (retention = '...', history = false)]
+/// AS query`.
 /// Returns the number of rows the view starts with, or `None` when it existed.
 pub async fn create_view(views: &ViewEngine, state: &SessionState, cv: &CreateView) -> NowResult<Option<i64>> {
     if !cv.materialized {
@@ -237,15 +248,16 @@ pub async fn create_view(views: &ViewEngine, state: &SessionState, cv: &CreateVi
         return Err(NowError::Unsupported("a column list on CREATE MATERIALIZED VIEW is not supported; name the columns with AS in the query".into()));
     }
     let name = table_name(&cv.name)?;
-    let mut retention = None;
+    let mut view_options = ViewOptions::default();
     for (key, value) in options(&cv.options)? {
         match key.as_str() {
-            "retention" => retention = Some(interval_micros(&value)?),
+            "retention" => view_options.retention_micros = Some(interval_micros(&value)?),
+            "history" => view_options.history = bool_option(&key, &value)?,
             other => return Err(NowError::coded("22023", format!("unrecognized parameter \"{other}\""))),
         }
     }
     let query = crate::naming::alias_unnamed(&cv.query).to_string();
-    let created = views.create(state, &name, &query, cv.if_not_exists, retention).await?;
+    let created = views.create(state, &name, &query, cv.if_not_exists, view_options).await?;
     Ok(created.then(|| views.describe().into_iter().find(|d| d.name == name).map_or(0, |d| d.counters.rows)))
 }
 

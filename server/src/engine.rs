@@ -192,6 +192,7 @@ fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<Mode
         ("models", SystemTable::new(nowdb_models::models_schema(), move || nowdb_models::models_batch(&models))),
     ])?;
     db.register_schema(SYSTEM_SCHEMA, system)?;
+    nowdb_catalog::provider::history::install(&ctx, catalog.clone());
     let resolve = Arc::new(move |name: &str| {
         catalog.table(name).map(|t| Arc::new(StoredTable::new(t)) as Arc<dyn TableProvider>)
     });

@@ -17,11 +17,15 @@ pub enum Cf {
     /// Continuous views' maintenance state (per-group aggregate state, value multisets, join
     /// indexes), key = view id + what the view engine encodes.
     ViewState,
+    /// Versions of continuous views' rows, key = view id + row key + the event time (8 bytes,
+    /// order-preserving) from which the version is valid; value the row, or empty where the
+    /// row stopped existing.
+    History,
 }
 
 impl Cf {
     /// All column families, in creation order.
-    pub const ALL: [Cf; 5] = [Cf::Catalog, Cf::Log, Cf::LogStats, Cf::Rows, Cf::ViewState];
+    pub const ALL: [Cf; 6] = [Cf::Catalog, Cf::Log, Cf::LogStats, Cf::Rows, Cf::ViewState, Cf::History];
 
     /// The RocksDB column family name.
     pub fn name(self) -> &'static str {
@@ -31,6 +35,7 @@ impl Cf {
             Cf::LogStats => "log_stats",
             Cf::Rows => "rows",
             Cf::ViewState => "view_state",
+            Cf::History => "history",
         }
     }
 }

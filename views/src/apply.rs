@@ -19,6 +19,7 @@ use nowdb_catalog::{RowSet, TableChange};
 use nowdb_storage::{keys, rowcodec, Cf, ScanControl, Store, WriteSet};
 use nowdb_udfs::window;
 
+use crate::history::{self, Stamping};
 use crate::agg::{finalize, AggKind, AggSpec, AggState, GroupState, NumKind};
 use crate::plan::{AggPlan, JoinSpec, PhysExpr, Shape, ViewPlan};
 use crate::state;
@@ -37,6 +38,8 @@ pub struct ViewTarget<'a> {
     /// Stream rows with a time below this (microseconds) are late and dropped (windowed
     /// views over a table with a watermark).
     pub late_before: Option<i64>,
+    /// How the view's new row versions are stamped in its history.
+    pub stamping: Stamping,
 }
 
 /// The result of applying a change.
@@ -52,6 +55,8 @@ pub struct Applied {
     pub late: u64,
     /// Greatest window time (microseconds) seen in the stream rows, for windowed views.
     pub max_event_time: Option<i64>,
+    /// Greatest version time the view's history got from this change.
+    pub max_stamp: Option<i64>,
 }
 
 /// Rows with identities (see [`RowSet`]).
@@ -384,35 +389,52 @@ fn row_key(view: u32, id: &[u8]) -> Vec<u8> {
 /// Deletes the view's removed rows and writes its added ones (a row both removed and added
 /// is just overwritten); they become the change for views reading this one. `states`, when
 /// given, are the added rows' group states, stored after their values.
-fn write_rows(t: &ViewTarget<'_>, removed: Option<Rows>, added: Option<Rows>, states: Option<Vec<Vec<u8>>>, ws: &mut WriteSet, applied: &mut Applied) -> Result<()> {
+///
+/// With history kept, each removed row that is not rewritten gets an end version, and each
+/// added row a version, at its stamp (`removed`/`added` carry one stamp per row).
+fn write_rows(t: &ViewTarget<'_>, removed: Option<(Rows, Vec<i64>)>, added: Option<(Rows, Vec<i64>)>, states: Option<Vec<Vec<u8>>>, ws: &mut WriteSet, applied: &mut Applied) -> Result<()> {
     let rewritten: HashSet<&[u8]> = match (&removed, &added) {
-        (Some(_), Some(a)) => a.ids.iter().map(|id| id.as_slice()).collect(),
+        (Some(_), Some((a, _))) => a.ids.iter().map(|id| id.as_slice()).collect(),
         _ => HashSet::new(),
     };
-    if let Some(r) = &removed {
-        for id in r.ids.iter().filter(|id| !rewritten.contains(id.as_slice())) {
-            ws.delete(Cf::Rows, row_key(t.id, id));
+    let keep = t.stamping.keep;
+    let mut max_stamp = applied.max_stamp;
+    if let Some((r, stamps)) = &removed {
+        for (id, &stamp) in r.ids.iter().zip(stamps).filter(|(id, _)| !rewritten.contains(id.as_slice())) {
+            let key = row_key(t.id, id);
+            if keep {
+                history::put_version(ws, &key, stamp, None);
+                max_stamp = max_stamp.max(Some(stamp));
+            }
+            ws.delete(Cf::Rows, key);
         }
         applied.rows_delta -= r.ids.len() as i64;
     }
-    if let Some(a) = &added {
-        for (i, id) in a.ids.iter().enumerate() {
+    if let Some((a, stamps)) = &added {
+        for (i, (id, &stamp)) in a.ids.iter().zip(stamps).enumerate() {
+            let key = row_key(t.id, id);
             let mut value = rowcodec::encode_row(&a.rows, i)?;
+            if keep {
+                history::put_version(ws, &key, stamp, Some(value.clone()));
+                max_stamp = max_stamp.max(Some(stamp));
+            }
             if let Some(state) = states.as_ref().and_then(|s| s.get(i)) {
                 value.extend_from_slice(state);
             }
-            ws.put(Cf::Rows, row_key(t.id, id), value);
+            ws.put(Cf::Rows, key, value);
         }
         applied.rows_delta += a.ids.len() as i64;
     }
-    applied.out = TableChange { removed, added };
+    applied.max_stamp = max_stamp;
+    applied.out = TableChange { removed: removed.map(|r| r.0), added: added.map(|a| a.0) };
     Ok(())
 }
 
 fn project(t: &ViewTarget<'_>, exprs: &[PhysExpr], removed: Option<Rows>, added: Option<Rows>, ws: &mut WriteSet, applied: &mut Applied) -> Result<()> {
-    let out = |rows: Rows| -> Result<Rows> {
+    let out = |rows: Rows| -> Result<(Rows, Vec<i64>)> {
+        let stamps = t.stamping.row_stamps(&rows.rows, t.plan.stream.time_col)?;
         let cols = exprs.iter().map(|e| eval(e, &rows.rows)).collect::<Result<Vec<_>>>()?;
-        Ok(Rows { rows: conform(t.stored, cols)?, ids: rows.ids })
+        Ok((Rows { rows: conform(t.stored, cols)?, ids: rows.ids }, stamps))
     };
     let removed = removed.map(out).transpose()?;
     let added = added.map(out).transpose()?;
@@ -422,6 +444,8 @@ fn project(t: &ViewTarget<'_>, exprs: &[PhysExpr], removed: Option<Rows>, added:
 /// One side's evaluated aggregate inputs.
 struct Inputs {
     rows: Rows,
+    /// Each row's version time.
+    stamps: Vec<i64>,
     sign: i64,
     groups: Vec<ArrayRef>,
     per_agg: Vec<AggInput>,
@@ -468,7 +492,8 @@ fn aggregate(t: &ViewTarget<'_>, agg: &AggPlan, removed: Option<Rows>, added: Op
         let Some(rows) = rows else { continue };
         let groups = agg.group.iter().map(|e| eval(e, &rows.rows)).collect::<Result<Vec<_>>>()?;
         let per_agg = agg.aggs.iter().map(|s| agg_inputs(s, &rows.rows)).collect::<Result<Vec<_>>>()?;
-        sides.push(Inputs { rows, sign, groups, per_agg });
+        let stamps = t.stamping.row_stamps(&rows.rows, t.plan.stream.time_col)?;
+        sides.push(Inputs { rows, stamps, sign, groups, per_agg });
     }
     let mut order: Vec<Vec<u8>> = Vec::new();
     let mut work: HashMap<Vec<u8>, GroupWork> = HashMap::new();
@@ -496,9 +521,9 @@ fn aggregate(t: &ViewTarget<'_>, agg: &AggPlan, removed: Option<Rows>, added: Op
     let stored = t.store.multi_get(if in_row { Cf::Rows } else { Cf::ViewState }, &state_keys)?;
     let global = agg.group.is_empty();
     let mut old_rows: Vec<Vec<ScalarValue>> = Vec::new();
-    let mut old_keys: Vec<Vec<u8>> = Vec::new();
+    let mut old_keys: Vec<(Vec<u8>, i64)> = Vec::new();
     let mut new_rows: Vec<Vec<ScalarValue>> = Vec::new();
-    let mut new_keys: Vec<Vec<u8>> = Vec::new();
+    let mut new_keys: Vec<(Vec<u8>, i64)> = Vec::new();
     let mut new_states: Vec<Vec<u8>> = Vec::new();
     for ((gk, skey), bytes) in order.iter().zip(state_keys).zip(stored) {
         let w = &work[gk];
@@ -508,8 +533,10 @@ fn aggregate(t: &ViewTarget<'_>, agg: &AggPlan, removed: Option<Rows>, added: Op
             None => GroupState::empty(&agg.aggs),
         };
         let mut new = old.clone();
-        for &(s, _) in &w.rows {
+        let mut stamp = i64::MIN;
+        for &(s, r) in &w.rows {
             new.rows += sides[s].sign;
+            stamp = stamp.max(sides[s].stamps[r]);
         }
         for (a, spec) in agg.aggs.iter().enumerate() {
             fold(t, spec, a, gk, &sides, &w.rows, &mut new.aggs[a], ws)?;
@@ -526,11 +553,11 @@ fn aggregate(t: &ViewTarget<'_>, agg: &AggPlan, removed: Option<Rows>, added: Op
         // A global aggregate (no GROUP BY) always has its one row, created with the view.
         if old.rows > 0 || global {
             old_rows.push(row_of(&old)?);
-            old_keys.push(gk.clone());
+            old_keys.push((gk.clone(), stamp));
         }
         if new.rows > 0 || global {
             new_rows.push(row_of(&new)?);
-            new_keys.push(gk.clone());
+            new_keys.push((gk.clone(), stamp));
             if in_row {
                 new_states.push(new.encode());
             } else {
@@ -552,11 +579,13 @@ fn state_in_row(agg: &AggPlan) -> bool {
     agg.having.is_none()
 }
 
-/// Group rows (keys + aggregate values) through HAVING and the projection to output rows.
-fn output_rows(t: &ViewTarget<'_>, agg: &AggPlan, rows: Vec<Vec<ScalarValue>>, ids: Vec<Vec<u8>>) -> Result<Option<Rows>> {
+/// Group rows (keys + aggregate values) through HAVING and the projection to output rows,
+/// with their version times (`ids` pairs each row's group key with its time).
+fn output_rows(t: &ViewTarget<'_>, agg: &AggPlan, rows: Vec<Vec<ScalarValue>>, ids: Vec<(Vec<u8>, i64)>) -> Result<Option<(Rows, Vec<i64>)>> {
     if rows.is_empty() {
         return Ok(None);
     }
+    let (ids, mut stamps): (Vec<Vec<u8>>, Vec<i64>) = ids.into_iter().unzip();
     let mut columns = Vec::with_capacity(agg.agg_schema.fields().len());
     for (c, f) in agg.agg_schema.fields().iter().enumerate() {
         let values = rows.iter().map(|r| r[c].clone());
@@ -572,10 +601,11 @@ fn output_rows(t: &ViewTarget<'_>, agg: &AggPlan, rows: Vec<Vec<ScalarValue>>, i
             return Ok(None);
         }
         let schema = rows.rows.schema();
+        stamps = keep.iter().map(|&i| stamps[i as usize]).collect();
         rows = take_rows(&rows, &UInt32Array::from(keep), &schema)?;
     }
     let cols = agg.project.iter().map(|e| eval(e, &rows.rows)).collect::<Result<Vec<_>>>()?;
-    Ok(Some(Rows { rows: conform(t.stored, cols)?, ids: rows.ids }))
+    Ok(Some((Rows { rows: conform(t.stored, cols)?, ids: rows.ids }, stamps)))
 }
 
 fn encode_one(col: &ArrayRef, row: usize) -> Result<Vec<u8>> {
@@ -739,6 +769,7 @@ pub fn init_global(t: &ViewTarget<'_>, ws: &mut WriteSet, applied: &mut Applied)
     if !state_in_row(agg) {
         ws.put(Cf::ViewState, state::group_key(t.id, &[]), empty.encode());
     }
-    let added = output_rows(t, agg, vec![row], vec![Vec::new()])?;
+    // It exists from the beginning of time.
+    let added = output_rows(t, agg, vec![row], vec![(Vec::new(), i64::MIN)])?;
     write_rows(t, None, added, state_in_row(agg).then(|| vec![empty.encode()]), ws, applied)
 }

@@ -19,6 +19,7 @@ use nowdb_storage::{codec, keys, rowcodec, Cf, ScanControl, Store, WriteSet};
 use tracing::{info, warn};
 
 use crate::apply::{self, Applied, ViewTarget};
+use crate::history::{self, Stamping};
 use crate::plan::{compile, ViewPlan};
 use crate::state;
 use crate::stats::{ViewCounters, ViewDescription, ViewStats};
@@ -26,6 +27,39 @@ use crate::{Result, ViewError};
 
 /// Rows per change batch when backfilling a view from history.
 const BACKFILL_ROWS: usize = 8192;
+
+/// Options of `CREATE MATERIALIZED VIEW ... WITH (...)`.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewOptions {
+    /// Rows (windowed views) and history versions are purged this long (event time) after
+    /// the view's latest event time.
+    pub retention_micros: Option<i64>,
+    /// Whether the view keeps the history of its rows.
+    pub history: bool,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        Self { retention_micros: None, history: true }
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+/// How a change reaching `plan` is stamped: rows without an event time of their own take the
+/// time of the change that made them (`upstream`: a lower view's versions), else the view's
+/// clock when its stream has event time, else the wall clock.
+fn stamping(plan: &ViewPlan, history: bool, clock: Option<i64>, upstream: Option<i64>) -> Stamping {
+    let default = match (upstream, plan.stream.time_col) {
+        (Some(t), _) => t,
+        (None, Some(_)) => clock.unwrap_or_else(now_micros),
+        (None, None) => now_micros(),
+    };
+    Stamping { keep: history, clock, default }
+}
 
 /// A view the engine maintains.
 #[derive(Debug)]
@@ -40,6 +74,8 @@ pub struct LiveView {
     sources: Vec<u32>,
     /// The stored schema of its rows.
     stored: SchemaRef,
+    /// Whether it keeps the history of its rows.
+    history: bool,
     lock: Arc<tokio::sync::Mutex<()>>,
     stats: ViewStats,
     /// When the view last switched to a new version of a model it calls (microseconds since
@@ -121,6 +157,7 @@ impl ViewEngine {
                 compiled: RwLock::new(compiled),
                 sources,
                 stored: t.schema().clone(),
+                history: meta.history,
                 lock: Default::default(),
                 stats: ViewStats { counters: Mutex::new(counters), last_update_micros: Mutex::new(None) },
                 models_switched_at: Mutex::new(None),
@@ -190,7 +227,7 @@ impl ViewEngine {
     /// `CREATE MATERIALIZED VIEW name AS query`: compiles it (refusing what cannot be
     /// maintained), backfills it from the current rows of its sources with their writers held
     /// off, and starts maintaining it. `Ok(false)` when it exists and `if_not_exists` is set.
-    pub async fn create(&self, state: &SessionState, name: &str, query: &str, if_not_exists: bool, retention_micros: Option<i64>) -> Result<bool> {
+    pub async fn create(&self, state: &SessionState, name: &str, query: &str, if_not_exists: bool, options: ViewOptions) -> Result<bool> {
         if self.catalog.table(name).is_some() {
             return if if_not_exists { Ok(false) } else { Err(nowdb_catalog::CatalogError::TableExists(name.into()).into()) };
         }
@@ -238,9 +275,10 @@ impl ViewEngine {
             return if if_not_exists { Ok(false) } else { Err(nowdb_catalog::CatalogError::TableExists(name.into()).into()) };
         }
         let source = self.catalog.require(&plan.stream.table)?;
-        let target = ViewTarget { id, plan: &plan, stored: &stored, store: self.store(), late_before: None };
+        // A view over a view starts its history at the lower view's latest version time.
+        let upstream = self.views.read().map_err(|_| poisoned())?.values().find(|v| v.id == source.def().id).and_then(|v| v.stats.counters.lock().ok().and_then(|c| c.history_clock));
         let mut ws = WriteSet::new();
-        for cf in [Cf::Rows, Cf::ViewState] {
+        for cf in [Cf::Rows, Cf::ViewState, Cf::History] {
             ws.delete_range(cf, keys::table_start(id), keys::table_end(id));
         }
         let mut counters = ViewCounters::default();
@@ -251,9 +289,12 @@ impl ViewEngine {
             if let Some(t) = applied.max_event_time {
                 counters.last_event_time = Some(counters.last_event_time.map_or(t, |c| c.max(t)));
             }
+            counters.history_clock = counters.history_clock.max(applied.max_stamp);
         };
         let backfill = read_rows(&source, &mut |rows| {
             let change = TableChange { removed: None, added: Some(rows) };
+            let stamping = stamping(&plan, options.history, counters.history_clock, upstream);
+            let target = ViewTarget { id, plan: &plan, stored: &stored, store: &store, late_before: None, stamping };
             let applied = apply::apply(&target, plan.stream.table_id, &change, &mut ws)?;
             fold(&applied, &mut counters);
             // The next batch reads the state this one wrote. Nothing reads the view before its
@@ -264,7 +305,7 @@ impl ViewEngine {
         });
         if let Err(e) = backfill {
             let mut undo = WriteSet::new();
-            for cf in [Cf::Rows, Cf::ViewState] {
+            for cf in [Cf::Rows, Cf::ViewState, Cf::History] {
                 undo.delete_range(cf, keys::table_start(id), keys::table_end(id));
             }
             if let Err(undo_error) = store.write(undo) {
@@ -273,14 +314,16 @@ impl ViewEngine {
             return Err(e);
         }
         let mut initial = Applied::default();
+        let stamping = stamping(&plan, options.history, counters.history_clock, upstream);
+        let target = ViewTarget { id, plan: &plan, stored: &stored, store: self.store(), late_before: None, stamping };
         apply::init_global(&target, &mut ws, &mut initial)?;
         fold(&initial, &mut counters);
         ws.put(Cf::ViewState, state::stats_key(id), serde_json::to_vec(&counters).unwrap_or_default());
 
         let key = plan.key.clone();
         let window_end = plan.window_end;
-        let meta = ViewMeta { query: query.to_string(), primary_key: key, sources: plan.sources(), window_end };
-        let event_time = EventTime { watermark: None, retention_micros };
+        let meta = ViewMeta { query: query.to_string(), primary_key: key, sources: plan.sources(), window_end, history: options.history };
+        let event_time = EventTime { watermark: None, retention_micros: options.retention_micros };
         let def = TableDef::new_view(id, name.to_string(), columns, meta, event_time)?;
         let view = self.catalog.create_view(ddl, def, ws)?;
         let sources = plan.sources().iter().filter_map(|s| self.catalog.table(s)).map(|t| t.def().id).collect();
@@ -291,6 +334,7 @@ impl ViewEngine {
             compiled: RwLock::new(Ok(Arc::new(plan))),
             sources,
             stored: view.schema().clone(),
+            history: options.history,
             lock: Default::default(),
             stats: ViewStats { counters: Mutex::new(counters), last_update_micros: Mutex::new(None) },
             models_switched_at: Mutex::new(None),
@@ -321,8 +365,7 @@ impl ViewEngine {
             let _guard = v.lock.clone().lock_owned().await;
             let plan = compile(state, &self.catalog, &v.query).await?;
             *v.compiled.write().map_err(|_| poisoned())? = Ok(Arc::new(plan));
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).ok();
-            *v.models_switched_at.lock().map_err(|_| poisoned())? = now;
+            *v.models_switched_at.lock().map_err(|_| poisoned())? = Some(now_micros());
             info!(view = %v.name, model, "materialized view switched to the new model version");
             switched.push(v.name.clone());
         }
@@ -345,10 +388,13 @@ impl ViewEngine {
         for v in views {
             let Some(table) = self.catalog.table(&v.name) else { continue };
             let (Some(retention), Some(meta)) = (table.def().event_time.retention_micros, table.def().view()) else { continue };
-            let Some(end_col) = meta.window_end else { continue };
-            let Some(latest) = v.stats.counters.lock().ok().and_then(|c| c.last_event_time) else { continue };
-            let horizon = latest.saturating_sub(retention);
+            let counters = v.stats.counters.lock().map_err(|_| poisoned())?.clone();
             let _guard = v.lock.lock().await;
+            if let Some(clock) = counters.history_clock.filter(|_| v.history) {
+                purged += history::purge_before(self.store().as_ref(), v.id, clock.saturating_sub(retention))?;
+            }
+            let (Some(end_col), Some(latest)) = (meta.window_end, counters.last_event_time) else { continue };
+            let horizon = latest.saturating_sub(retention);
             purged += purge_view(self.store(), &table, &v, end_col, horizon)?;
         }
         Ok(purged)
@@ -501,18 +547,21 @@ impl ChangeSink for ViewEngine {
             }
         }
         let mut stats = Vec::new();
-        let mut queue: Vec<(u32, TableChange)> = vec![(table_id, change)];
+        // Each change with the greatest version time of the view that made it.
+        let mut queue: Vec<(u32, TableChange, Option<i64>)> = vec![(table_id, change, None)];
         let mut next = 0;
         while next < queue.len() {
             // Each change is applied once per reader, then not needed again.
-            let (src, change) = (queue[next].0, std::mem::take(&mut queue[next].1));
+            let (src, change, upstream) = (queue[next].0, std::mem::take(&mut queue[next].1), queue[next].2);
             next += 1;
             for v in affected.iter().filter(|v| v.reads(src)) {
                 let plan = v.plan().map_err(nowdb_catalog::CatalogError::from)?;
                 let late_before = if src == table_id { self.late_before(&plan, table) } else { None };
-                let target = ViewTarget { id: v.id, plan: &plan, stored: &v.stored, store: self.store(), late_before };
-                let applied = apply::apply(&target, src, &change, ws).map_err(nowdb_catalog::CatalogError::from)?;
                 let mut c = v.stats.counters.lock().map(|c| c.clone()).unwrap_or_default();
+                let stamping = stamping(&plan, v.history, c.history_clock, upstream);
+                let target = ViewTarget { id: v.id, plan: &plan, stored: &v.stored, store: self.store(), late_before, stamping };
+                let applied = apply::apply(&target, src, &change, ws).map_err(nowdb_catalog::CatalogError::from)?;
+                c.history_clock = c.history_clock.max(applied.max_stamp);
                 c.rows += applied.rows_delta;
                 c.events_processed += applied.events;
                 c.late_events_dropped += applied.late;
@@ -522,7 +571,7 @@ impl ChangeSink for ViewEngine {
                 ws.put(Cf::ViewState, state::stats_key(v.id), serde_json::to_vec(&c).unwrap_or_default());
                 stats.push((v.clone(), c));
                 if applied.out.removed.is_some() || applied.out.added.is_some() {
-                    queue.push((v.id, applied.out));
+                    queue.push((v.id, applied.out, applied.max_stamp));
                 }
             }
         }

@@ -15,6 +15,7 @@ pub mod agg;
 pub mod apply;
 pub mod engine;
 pub mod error;
+pub mod history;
 pub mod plan;
 pub mod state;
 pub mod stats;

@@ -45,6 +45,10 @@ pub struct StreamSource {
     pub schema: SchemaRef,
     /// The table's own schema (its stored rows).
     pub base_schema: SchemaRef,
+    /// The column holding each stream row's event time (the windowed column, else the
+    /// table's [`TableDef::event_time_column`](nowdb_catalog::TableDef::event_time_column)),
+    /// at the same index in the input rows.
+    pub time_col: Option<usize>,
 }
 
 /// `stream JOIN keyed ON stream.k = keyed.pk`.
@@ -326,11 +330,19 @@ fn stream_source(catalog: &Catalog, plan: &LogicalPlan) -> Result<StreamSource> 
             window: Some((w.ts_col, w.spec)),
             schema: w.schema(),
             base_schema: table.schema().clone(),
+            time_col: Some(w.ts_col),
         });
     }
     if let Some(s) = any.downcast_ref::<StoredTable>() {
         let t = s.table();
-        return Ok(StreamSource { table: t.name().to_string(), table_id: t.def().id, window: None, schema: t.schema().clone(), base_schema: t.schema().clone() });
+        return Ok(StreamSource {
+            table: t.name().to_string(),
+            table_id: t.def().id,
+            window: None,
+            schema: t.schema().clone(),
+            base_schema: t.schema().clone(),
+            time_col: t.def().event_time_column(),
+        });
     }
     refuse("reading a system table")
 }

@@ -21,6 +21,10 @@ pub struct ViewCounters {
     pub last_event_time: Option<i64>,
     /// Stream rows dropped because they were behind the watermark.
     pub late_events_dropped: u64,
+    /// Greatest version time (microseconds) written to the view's history: new versions are
+    /// never stamped earlier.
+    #[serde(default)]
+    pub history_clock: Option<i64>,
 }
 
 /// A view's counters plus what is only kept in memory.

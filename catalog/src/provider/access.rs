@@ -26,6 +26,17 @@ pub enum Access {
         /// Per column index: the allowed range.
         bounds: Vec<(usize, Bound)>,
     },
+    /// A view's history (see [`super::history`]).
+    History(HistoryRead),
+}
+
+/// What a read of a view's history returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryRead {
+    /// The rows as they were at this event time (microseconds).
+    AsOf(i64),
+    /// Every version, with the columns `valid_from` and `valid_to` appended.
+    Versions,
 }
 
 /// An inclusive range constraint on one column, in the column's physical unit.
@@ -55,6 +66,8 @@ impl fmt::Display for Access {
             Access::AllRows => write!(f, "full_scan"),
             Access::Log { bounds } if bounds.is_empty() => write!(f, "log_scan"),
             Access::Log { bounds } => write!(f, "log_scan pruning_columns={}", bounds.len()),
+            Access::History(HistoryRead::AsOf(t)) => write!(f, "history as_of={t}"),
+            Access::History(HistoryRead::Versions) => write!(f, "history versions"),
         }
     }
 }

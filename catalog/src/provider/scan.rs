@@ -18,7 +18,7 @@ use datafusion::physical_plan::{
 use nowdb_storage::{codec, keys, rowcodec, BatchStats, Cf, ScanControl};
 use tokio::sync::mpsc;
 
-use super::access::Access;
+use super::access::{Access, HistoryRead};
 use crate::catalog::Table;
 use crate::Result;
 
@@ -56,9 +56,13 @@ impl TableScanExec {
         projection: Option<Vec<usize>>,
         limit: Option<usize>,
     ) -> DfResult<Self> {
+        let full = match access {
+            Access::History(HistoryRead::Versions) => super::history::versions_schema(table.schema()),
+            _ => table.schema().clone(),
+        };
         let schema = match &projection {
-            Some(p) => Arc::new(table.schema().project(p)?),
-            None => table.schema().clone(),
+            Some(p) => Arc::new(full.project(p)?),
+            None => full,
         };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -79,7 +83,7 @@ impl DisplayAs for TableScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "TableScanExec: table={}, access={}", self.table.name(), self.access)?;
         if let Some(p) = &self.projection {
-            let names: Vec<&str> = p.iter().map(|&i| self.table.def().columns[i].name.as_str()).collect();
+            let names: Vec<&str> = p.iter().filter_map(|&i| self.table.def().columns.get(i).map(|c| c.name.as_str())).collect();
             write!(f, ", projection=[{}]", names.join(", "))?;
         }
         if let Some(l) = self.limit {
@@ -161,6 +165,7 @@ impl Reader {
             Access::Keys(keys) => self.read_keys(&keys),
             Access::AllRows => self.read_all_rows(),
             Access::Log { bounds } => self.read_log(&bounds),
+            Access::History(read) => self.read_history(read),
         };
         if let Err(e) = result {
             let _ = self.tx.blocking_send(Err(DataFusionError::External(Box::new(e))));
@@ -236,6 +241,66 @@ impl Reader {
             return Err(e);
         }
         self.flush_rows(&mut rows)?;
+        Ok(())
+    }
+
+    /// Reads a view's history: per row, its versions in time order.
+    fn read_history(&mut self, read: HistoryRead) -> Result<()> {
+        let id = self.table.def().id;
+        let store = self.table.store().clone();
+        let mut out = super::history::VersionBatch::new(self.table.schema().clone(), self.projection.clone(), self.schema.clone());
+        // The row being read and its pending version (time, value) whose end is not known yet.
+        let mut row: Vec<u8> = Vec::new();
+        let mut pending: Option<(i64, Vec<u8>)> = None;
+        let mut failure = None;
+        store.scan(Cf::History, &keys::table_start(id), &keys::table_end(id), &mut |k, v| {
+            self.counters.entries_read.fetch_add(1, Ordering::Relaxed);
+            let (key, from) = keys::split_version_key(k)?;
+            let same_row = key == row.as_slice();
+            if !same_row {
+                row.clear();
+                row.extend_from_slice(key);
+            }
+            match read {
+                HistoryRead::AsOf(at) => {
+                    if !same_row {
+                        if let Some((_, value)) = pending.take() {
+                            out.push(value, None);
+                        }
+                    }
+                    if from <= at {
+                        pending = Some((from, v.to_vec()));
+                    }
+                }
+                HistoryRead::Versions => {
+                    if let Some((start, value)) = pending.take() {
+                        out.push(value, Some((start, same_row.then_some(from))));
+                    }
+                    pending = Some((from, v.to_vec()));
+                }
+            }
+            if out.len() >= SCAN_BATCH_ROWS.min(self.remaining) {
+                let flushed = out.flush().map_err(crate::CatalogError::from).and_then(|b| b.map_or(Ok(true), |b| self.emit(b)));
+                match flushed {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(ScanControl::Stop),
+                    Err(e) => {
+                        failure = Some(e);
+                        return Ok(ScanControl::Stop);
+                    }
+                }
+            }
+            Ok(ScanControl::Continue)
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if let Some((start, value)) = pending {
+            out.push(value, matches!(read, HistoryRead::Versions).then_some((start, None)));
+        }
+        if let Some(b) = out.flush()? {
+            self.emit(b)?;
+        }
         Ok(())
     }
 
