@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::execution::context::SessionConfig;
+use datafusion::execution::SessionStateBuilder;
+use nowdb_catalog::provider::access::HistoryRead;
+use nowdb_catalog::provider::history::HistoryTable;
 use datafusion::prelude::SessionContext;
 use datafusion::catalog::TableProvider;
 use nowdb_catalog::provider::{NowdbSchema, StoredTable};
@@ -182,7 +185,22 @@ fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<Mode
         .with_default_catalog_and_schema(DATABASE, SCHEMA)
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
+    let history_catalog = catalog.clone();
+    let history: nowdb_udfs::asof::HistoryResolver = Arc::new(move |name| {
+        let table = history_catalog.require(name.table()).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let versions = HistoryTable::new(table, HistoryRead::Versions)?;
+        Ok(Arc::new(versions) as Arc<dyn TableProvider>)
+    });
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_query_planner(Arc::new(nowdb_udfs::asof::NowdbQueryPlanner))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    ctx.add_analyzer_rule(Arc::new(nowdb_udfs::asof::AsOfJoinRule::new(history)));
+    for marker in nowdb_udfs::asof::markers() {
+        ctx.register_udf(marker);
+    }
     let db = ctx
         .catalog(DATABASE)
         .ok_or_else(|| NowError::coded("XX000", "default catalog missing"))?;

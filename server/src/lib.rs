@@ -22,6 +22,7 @@ pub mod session;
 pub mod settings;
 pub mod statement;
 pub mod system;
+pub mod temporal;
 pub mod wire;
 
 pub use config::Config;

@@ -73,16 +73,26 @@ impl Parser {
     fn parse(&self, sql: &str) -> NowResult<Vec<Parsed>> {
         let sql = crate::extensions::rewrite(sql);
         let Some(pieces) = model_sql::split(&sql) else {
-            return Ok(self.sql.parse(&sql)?.into_iter().map(|s| Parsed::Sql(Box::new(s))).collect());
+            return self.parse_sql(&sql);
         };
         let mut out = Vec::with_capacity(pieces.len());
         for piece in pieces {
             match piece {
                 Piece::Model(text) => out.push(Parsed::Model(model_sql::parse(text)?)),
-                Piece::Sql(text) => out.extend(self.sql.parse(text)?.into_iter().map(|s| Parsed::Sql(Box::new(s)))),
+                Piece::Sql(text) => out.extend(self.parse_sql(text)?),
             }
         }
         Ok(out)
+    }
+
+    /// Postgres SQL, with nowdb's time-travel syntax where it is used.
+    fn parse_sql(&self, sql: &str) -> NowResult<Vec<Parsed>> {
+        let statements = if crate::temporal::mentions(sql) {
+            crate::temporal::parse(sql, self.engine.catalog())?.into_iter().map(|s| self.sql.rewrite(s)).collect()
+        } else {
+            self.sql.parse(sql)?
+        };
+        Ok(statements.into_iter().map(|s| Parsed::Sql(Box::new(s))).collect())
     }
 }
 

@@ -7,6 +7,7 @@
 //! It must not depend on the catalog, storage or models: the window functions find tables
 //! through a resolver the caller passes in.
 
+pub mod asof;
 pub mod window;
 
 use std::sync::Arc;

@@ -82,8 +82,8 @@ impl TableScanExec {
 impl DisplayAs for TableScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "TableScanExec: table={}, access={}", self.table.name(), self.access)?;
-        if let Some(p) = &self.projection {
-            let names: Vec<&str> = p.iter().filter_map(|&i| self.table.def().columns.get(i).map(|c| c.name.as_str())).collect();
+        if self.projection.is_some() {
+            let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
             write!(f, ", projection=[{}]", names.join(", "))?;
         }
         if let Some(l) = self.limit {

@@ -1,0 +1,287 @@
+//! [`AsOfJoinExec`]: the ASOF join, hash-partitioned and sorted.
+//!
+//! The right side is read once (whatever the number of left partitions) into one batch and
+//! an index: per key (the equality columns in Arrow's row format), its rows' `(time, row)`
+//! sorted by time. Each left batch then costs one hash lookup and one binary search per row,
+//! and one `take` per output column.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{cast, concat_batches, take};
+use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{collect, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::OnceCell;
+
+use super::MatchOrder;
+use crate::window;
+
+/// A compiled physical expression.
+type Phys = Arc<dyn PhysicalExpr>;
+
+/// What the join matches, compiled against its inputs.
+#[derive(Debug, Clone)]
+pub struct AsOfSpec {
+    /// Equality keys: (over the left rows, over the right rows).
+    pub on: Vec<(Phys, Phys)>,
+    /// The left row's time.
+    pub left_time: Phys,
+    /// The right row's time.
+    pub right_time: Phys,
+    /// Which right time matches.
+    pub order: MatchOrder,
+    /// Temporal joins: the end of the matched version (no match when at or before the left
+    /// time).
+    pub valid_to: Option<Phys>,
+    /// LEFT (keep unmatched left rows, with NULLs) rather than INNER.
+    pub left_outer: bool,
+    /// How many right columns (the first ones) are output.
+    pub right_output: usize,
+}
+
+/// How a time column is read as an `i64`.
+#[derive(Debug, Clone, Copy)]
+pub enum TimeKind {
+    /// A timestamp, in microseconds.
+    Timestamp(TimeUnit),
+    /// A date, in microseconds.
+    Date,
+    /// An integer as is.
+    Integer,
+}
+
+/// How a time of type `ty` compares, if it can be an ASOF time.
+pub fn time_kind(ty: &DataType) -> Option<TimeKind> {
+    match ty {
+        DataType::Timestamp(u, _) => Some(TimeKind::Timestamp(*u)),
+        DataType::Date32 | DataType::Date64 => Some(TimeKind::Date),
+        t if t.is_integer() => Some(TimeKind::Integer),
+        _ => None,
+    }
+}
+
+/// The times of `array` as comparable `i64`s (timestamps and dates in microseconds).
+fn times(array: &ArrayRef) -> Result<Vec<Option<i64>>> {
+    match time_kind(array.data_type()) {
+        Some(TimeKind::Timestamp(unit)) => Ok(window::timestamps(array.as_ref())?.into_iter().map(|t| t.map(|t| window::unit_to_micros(t, &unit))).collect()),
+        Some(TimeKind::Date) => {
+            let micros = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+            Ok(window::timestamps(micros.as_ref())?)
+        }
+        Some(TimeKind::Integer) => {
+            let ints = cast(array, &DataType::Int64)?;
+            Ok(ints.as_primitive::<Int64Type>().iter().collect())
+        }
+        None => Err(DataFusionError::Plan(format!("an ASOF JOIN time cannot be of type {}", array.data_type()))),
+    }
+}
+
+fn eval(e: &Phys, batch: &RecordBatch) -> Result<ArrayRef> {
+    e.evaluate(batch)?.into_array(batch.num_rows())
+}
+
+/// The right side, read and indexed.
+struct RightIndex {
+    /// All right rows, the output columns only.
+    rows: RecordBatch,
+    /// Per key: (time, row) sorted by time, then by arrival.
+    by_key: HashMap<Vec<u8>, Vec<(i64, u32)>>,
+    /// Version ends, for temporal joins.
+    valid_to: Option<Vec<Option<i64>>>,
+    converter: Option<RowConverter>,
+}
+
+impl RightIndex {
+    fn build(spec: &AsOfSpec, schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Self> {
+        let all = concat_batches(schema, &batches)?;
+        let time = times(&eval(&spec.right_time, &all)?)?;
+        let keys: Vec<ArrayRef> = spec.on.iter().map(|(_, r)| eval(r, &all)).collect::<Result<_>>()?;
+        let converter = if keys.is_empty() { None } else { Some(RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?) };
+        let rows = match &converter {
+            Some(c) => Some(c.convert_columns(&keys)?),
+            None => None,
+        };
+        let mut by_key: HashMap<Vec<u8>, Vec<(i64, u32)>> = HashMap::new();
+        for (i, t) in time.iter().enumerate() {
+            let Some(t) = t else { continue };
+            if keys.iter().any(|k| k.is_null(i)) {
+                continue;
+            }
+            let key = rows.as_ref().map_or(&[][..], |r| r.row(i).data());
+            match by_key.get_mut(key) {
+                Some(v) => v.push((*t, i as u32)),
+                None => {
+                    by_key.insert(key.to_vec(), vec![(*t, i as u32)]);
+                }
+            }
+        }
+        for v in by_key.values_mut() {
+            v.sort_unstable();
+        }
+        let valid_to = spec.valid_to.as_ref().map(|v| times(&eval(v, &all)?)).transpose()?;
+        let kept = all.project(&(0..spec.right_output).collect::<Vec<_>>())?;
+        Ok(Self { rows: kept, by_key, valid_to, converter })
+    }
+
+    /// The right row matching a left row with key `key` at time `t`.
+    fn find(&self, key: &[u8], t: i64, order: MatchOrder) -> Option<u32> {
+        let rows = self.by_key.get(key)?;
+        let found = match order {
+            MatchOrder::AtOrBefore => rows.partition_point(|(rt, _)| *rt <= t).checked_sub(1),
+            MatchOrder::Before => rows.partition_point(|(rt, _)| *rt < t).checked_sub(1),
+            MatchOrder::AtOrAfter => Some(rows.partition_point(|(rt, _)| *rt < t)).filter(|&i| i < rows.len()),
+            MatchOrder::After => Some(rows.partition_point(|(rt, _)| *rt <= t)).filter(|&i| i < rows.len()),
+        };
+        let row = rows[found?].1;
+        match &self.valid_to {
+            Some(ends) if ends[row as usize].is_some_and(|end| end <= t) => None,
+            _ => Some(row),
+        }
+    }
+}
+
+/// The physical ASOF join.
+#[derive(Debug)]
+pub struct AsOfJoinExec {
+    left: Arc<dyn ExecutionPlan>,
+    right: Arc<dyn ExecutionPlan>,
+    spec: Arc<AsOfSpec>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    index: Arc<OnceCell<std::result::Result<Arc<RightIndex>, String>>>,
+}
+
+impl fmt::Debug for RightIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RightIndex({} rows, {} keys)", self.rows.num_rows(), self.by_key.len())
+    }
+}
+
+impl AsOfJoinExec {
+    /// Joins `left` to `right` as `spec` says, producing `schema` (left columns, then the
+    /// first `spec.right_output` right columns).
+    pub fn new(left: Arc<dyn ExecutionPlan>, right: Arc<dyn ExecutionPlan>, spec: AsOfSpec, schema: SchemaRef) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            left.properties().output_partitioning().clone(),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Self { left, right, spec: Arc::new(spec), schema, properties, index: Default::default() }
+    }
+}
+
+impl DisplayAs for AsOfJoinExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let on: Vec<String> = self.spec.on.iter().map(|(l, r)| format!("({l}, {r})")).collect();
+        write!(
+            f,
+            "AsOfJoinExec: type={}, method=hash_sorted_search, on=[{}], match={} {} {}",
+            if self.spec.left_outer { "Left" } else { "Inner" },
+            on.join(", "),
+            self.spec.right_time,
+            self.spec.order.symbol(),
+            self.spec.left_time
+        )?;
+        if let Some(v) = &self.spec.valid_to {
+            write!(f, " < {v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for AsOfJoinExec {
+    fn name(&self) -> &str {
+        "AsOfJoinExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::UnspecifiedDistribution, Distribution::SinglePartition]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.left, &self.right]
+    }
+
+    fn apply_expressions(&self, f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>) -> Result<TreeNodeRecursion> {
+        let s = &self.spec;
+        let exprs = s.on.iter().flat_map(|(l, r)| [l, r]).chain([&s.left_time, &s.right_time]).chain(s.valid_to.iter());
+        for e in exprs {
+            if f(e)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        let [left, right] = <[_; 2]>::try_from(children).map_err(|_| DataFusionError::Internal("AsOfJoinExec has two children".into()))?;
+        Ok(Arc::new(Self::new(left, right, self.spec.as_ref().clone(), self.schema.clone())))
+    }
+
+    fn execute(&self, partition: usize, ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let left = self.left.execute(partition, ctx.clone())?;
+        let (right, spec, index, schema) = (self.right.clone(), self.spec.clone(), self.index.clone(), self.schema.clone());
+        let stream = futures::stream::once(async move {
+            let built = index
+                .get_or_init(|| async {
+                    let right_schema = right.schema();
+                    let batches = collect(right, ctx).await.map_err(|e| e.to_string())?;
+                    RightIndex::build(&spec, &right_schema, batches).map(Arc::new).map_err(|e| e.to_string())
+                })
+                .await
+                .clone()
+                .map_err(DataFusionError::Execution)?;
+            Ok::<_, DataFusionError>(left.map(move |batch| probe(&spec, &built, &schema, &batch?)))
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream)))
+    }
+}
+
+/// Joins one left batch.
+fn probe(spec: &AsOfSpec, index: &RightIndex, schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    let time = times(&eval(&spec.left_time, batch)?)?;
+    let keys: Vec<ArrayRef> = spec.on.iter().map(|(l, _)| eval(l, batch)).collect::<Result<_>>()?;
+    let rows = match &index.converter {
+        Some(c) => Some(c.convert_columns(&keys)?),
+        None => None,
+    };
+    let mut left_idx: Vec<u32> = Vec::with_capacity(batch.num_rows());
+    let mut right_idx: Vec<Option<u32>> = Vec::with_capacity(batch.num_rows());
+    for (i, t) in time.iter().enumerate() {
+        let found = match t {
+            Some(t) if !keys.iter().any(|k| k.is_null(i)) => {
+                let key = rows.as_ref().map_or(&[][..], |r| r.row(i).data());
+                index.find(key, *t, spec.order)
+            }
+            _ => None,
+        };
+        if found.is_some() || spec.left_outer {
+            left_idx.push(i as u32);
+            right_idx.push(found);
+        }
+    }
+    let left_idx = UInt32Array::from(left_idx);
+    let right_idx = UInt32Array::from(right_idx);
+    let mut columns: Vec<ArrayRef> = batch.columns().iter().map(|c| take(c.as_ref(), &left_idx, None)).collect::<std::result::Result<_, _>>()?;
+    for (c, field) in index.rows.columns().iter().zip(schema.fields().iter().skip(batch.num_columns())) {
+        let taken = if index.rows.num_rows() == 0 { new_null_array(field.data_type(), right_idx.len()) } else { take(c.as_ref(), &right_idx, None)? };
+        columns.push(if taken.data_type() == field.data_type() { taken } else { cast(&taken, field.data_type())? });
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
