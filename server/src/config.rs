@@ -16,6 +16,8 @@ pub struct Config {
     /// Where `CREATE MODEL name FROM 'file.onnx'` looks (default `./models`); paths leaving it
     /// are refused.
     pub model_dir: PathBuf,
+    /// Where `COPY ... TO 'file'` writes (default `./exports`); paths leaving it are refused.
+    pub export_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -25,6 +27,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./nowdb-data"),
             durability: Durability::Sync,
             model_dir: PathBuf::from("./models"),
+            export_dir: PathBuf::from("./exports"),
         }
     }
 }

@@ -36,6 +36,7 @@ pub struct Engine {
     /// Serializes CREATE/DROP MODEL (versions, function registration, view switches).
     model_ddl: tokio::sync::Mutex<()>,
     model_dir: PathBuf,
+    export_dir: PathBuf,
     ctx: SessionContext,
 }
 
@@ -54,7 +55,7 @@ impl Engine {
         let views = ViewEngine::new(catalog.clone());
         let models = ModelRegistry::new();
         let ctx = query_context(catalog.clone(), views.clone(), models.clone())?;
-        let engine = Self { catalog, views, models, model_ddl: Default::default(), model_dir: config.model_dir.clone(), ctx };
+        let engine = Self { catalog, views, models, model_ddl: Default::default(), model_dir: config.model_dir.clone(), export_dir: config.export_dir.clone(), ctx };
         // Models first: views that call them compile against their functions.
         engine.load_models().await;
         engine.views.load(&engine.ctx.state()).await?;
@@ -134,6 +135,11 @@ impl Engine {
     /// Where model files are read from.
     pub fn model_dir(&self) -> &Path {
         &self.model_dir
+    }
+
+    /// Where `COPY ... TO 'file'` writes.
+    pub fn export_dir(&self) -> &Path {
+        &self.export_dir
     }
 
     /// Purges rows past their retention every few seconds, off the write path, until the

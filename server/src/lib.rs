@@ -17,6 +17,7 @@ pub mod error;
 pub mod extensions;
 pub mod model_sql;
 pub mod naming;
+pub mod paths;
 pub mod server;
 pub mod session;
 pub mod settings;

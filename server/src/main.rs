@@ -39,6 +39,9 @@ struct ServeArgs {
     /// Directory `CREATE MODEL ... FROM 'file.onnx'` reads model files from.
     #[arg(long, env = "NOWDB_MODEL_DIR", default_value = "./models")]
     model_dir: PathBuf,
+    /// Directory `COPY ... TO 'file'` writes exports (Parquet, CSV) into.
+    #[arg(long, env = "NOWDB_EXPORT_DIR", default_value = "./exports")]
+    export_dir: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
             DurabilityArg::Async => Durability::Async,
         },
         model_dir: args.model_dir,
+        export_dir: args.export_dir,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

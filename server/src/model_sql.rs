@@ -268,7 +268,7 @@ fn read_model_file(dir: &Path, path: &str) -> NowResult<Vec<u8>> {
     let wanted = root.join(path);
     let full: PathBuf = wanted.canonicalize().map_err(|e| {
         // A path that leaves the directory is refused whether or not the file exists.
-        if escapes(&root, &wanted) {
+        if crate::paths::escapes(&root, &wanted) {
             outside(path, &root)
         } else {
             not_found(Path::new(path), e)
@@ -284,20 +284,6 @@ fn outside(path: &str, root: &Path) -> NowError {
     NowError::coded("42501", format!("path \"{path}\" is outside the model directory {}", root.display()))
 }
 
-/// Whether `p` (not necessarily existing) leaves `root`, judged lexically.
-fn escapes(root: &Path, p: &Path) -> bool {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    !out.starts_with(root)
-}
 
 /// `CREATE [OR REPLACE] MODEL`. Returns the command tag.
 pub async fn create(engine: &Arc<Engine>, c: &CreateModel, params: &ParamValues) -> NowResult<&'static str> {

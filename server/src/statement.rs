@@ -8,6 +8,7 @@ use std::time::Duration;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{LogicalPlan, WriteOp};
 use datafusion::sql::sqlparser::ast::{
     CopySource, CopyTarget, Expr as SqlExpr, OnConflict, Reset, Set, Statement,
@@ -99,8 +100,17 @@ pub enum Outcome {
     Set(&'static str, String),
     /// COPY FROM STDIN started, expecting this many columns.
     CopyIn(usize),
-    /// COPY TO STDOUT: rows to encode in the given format.
-    CopyOut(SchemaRef, Vec<RecordBatch>, copy::format::CopyFormat),
+    /// COPY TO STDOUT: rows to encode in the given format, as the query produces them.
+    CopyOut(SchemaRef, BatchStream, copy::format::CopyFormat),
+}
+
+/// A query's batches as they are produced.
+pub struct BatchStream(pub SendableRecordBatchStream);
+
+impl std::fmt::Debug for BatchStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BatchStream")
+    }
 }
 
 /// Plans `stmt`. `client_types` are the parameter types from the Parse message.
@@ -413,7 +423,7 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
                     *session.copy()? = Some(CopyState::Receiving(Box::new(copy_in)));
                     Ok(Outcome::CopyIn(n))
                 }
-                (true, CopyTarget::Stdout, source) => {
+                (true, CopyTarget::Stdout | CopyTarget::File { .. }, source) => {
                     let query: Statement = match source {
                         CopySource::Table { table_name, columns } => {
                             let name = ddl::table_name(table_name)?;
@@ -432,13 +442,22 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
                     let plan = dml::plan_statement(engine.ctx(), query).await?;
                     let df = engine.ctx().execute_logical_plan(plan).await?;
                     let schema = Arc::new(df.schema().as_arrow().clone());
-                    Ok(Outcome::CopyOut(schema, df.collect().await?, format))
+                    let batches = df.execute_stream().await?;
+                    match target {
+                        CopyTarget::File { filename } => {
+                            let path = crate::paths::writable_under(engine.export_dir(), filename, "export directory")?;
+                            let rows = copy::export::write(path, schema, batches, format).await?;
+                            Ok(Outcome::Command(Tag::new("COPY").with_rows(rows as usize)))
+                        }
+                        _ if format.parquet => Err(NowError::Unsupported("COPY TO STDOUT in FORMAT parquet is not supported; write it to a file (COPY ... TO 'file.parquet')".into())),
+                        _ => Ok(Outcome::CopyOut(schema, BatchStream(batches), format)),
+                    }
                 }
                 (false, CopyTarget::Stdout, _) | (true, CopyTarget::Stdin, _) => {
                     Err(NowError::Syntax("COPY FROM needs STDIN and COPY TO needs STDOUT".into()))
                 }
                 _ => Err(NowError::Unsupported(
-                    "COPY with a file or program on the server is not supported; use STDIN/STDOUT (psql's \\copy)".into(),
+                    "COPY FROM a file or a program on the server is not supported; use STDIN (psql's \\copy)".into(),
                 )),
             }
         }

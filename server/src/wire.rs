@@ -163,8 +163,9 @@ where
         }
         Outcome::CopyIn(columns) => Response::CopyIn(CopyResponse::new(0, columns, stream::empty())),
         Outcome::CopyOut(schema, batches, copy_format) => {
-            let data = encode::copy_rows(&schema, &batches, &copy_format)?;
-            Response::CopyOut(CopyResponse::new(0, schema.fields().len(), stream::iter(data.into_iter().map(Ok))))
+            let columns = schema.fields().len();
+            let encoder = encode::CopyRowEncoder::new(schema, &copy_format)?;
+            Response::CopyOut(CopyResponse::new(0, columns, encode::copy_stream(batches.0, encoder)))
         }
     })
 }

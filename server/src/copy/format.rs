@@ -17,17 +17,19 @@ pub struct CopyFormat {
     pub quote: u8,
     /// CSV escape character (inside quotes).
     pub escape: u8,
+    /// Parquet (only for `COPY ... TO 'file'`); the other fields do not apply.
+    pub parquet: bool,
 }
 
 impl CopyFormat {
     /// Postgres' text format defaults.
     pub fn text() -> Self {
-        Self { csv: false, delimiter: b'\t', null: "\\N".into(), header: false, quote: b'"', escape: b'"' }
+        Self { csv: false, delimiter: b'\t', null: "\\N".into(), header: false, quote: b'"', escape: b'"', parquet: false }
     }
 
     /// Postgres' CSV format defaults.
     pub fn csv() -> Self {
-        Self { csv: true, delimiter: b',', null: String::new(), header: false, quote: b'"', escape: b'"' }
+        Self { csv: true, delimiter: b',', null: String::new(), header: false, quote: b'"', escape: b'"', parquet: false }
     }
 }
 

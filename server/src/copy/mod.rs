@@ -1,5 +1,6 @@
 //! `COPY ... FROM STDIN` and `COPY ... TO STDOUT`, in Postgres' text and CSV formats.
 
+pub mod export;
 pub mod format;
 pub mod values;
 
@@ -27,6 +28,7 @@ pub fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Now
             CopyOption::Format(name) => match name.value.to_ascii_lowercase().as_str() {
                 "csv" => f = CopyFormat { header: f.header, ..CopyFormat::csv() },
                 "text" => f = CopyFormat { header: f.header, ..CopyFormat::text() },
+                "parquet" => f = CopyFormat { parquet: true, ..CopyFormat::text() },
                 other => return Err(NowError::Unsupported(format!("COPY format \"{other}\" is not supported"))),
             },
             CopyOption::Header(h) => header = *h,
@@ -57,13 +59,16 @@ pub fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Now
             other => return Err(NowError::Unsupported(format!("COPY option {other} is not supported"))),
         }
     }
+    if f.parquet && (header || delimiter.is_some() || null.is_some()) {
+        return Err(NowError::Unsupported("COPY options HEADER, DELIMITER and NULL do not apply to FORMAT parquet".into()));
+    }
     if let Some(d) = delimiter {
         f.delimiter = ascii(d)?;
     }
     if let Some(n) = null {
         f.null = n;
     }
-    if header && !f.csv {
+    if header && !f.csv && !f.parquet {
         return Err(NowError::Unsupported("COPY HEADER is available only in CSV mode".into()));
     }
     f.header = header;
@@ -96,6 +101,9 @@ pub struct CopyIn {
 impl CopyIn {
     /// Starts a COPY into `table` of `columns` (all when empty).
     pub fn new(table: Arc<Table>, columns: Vec<String>, format: CopyFormat) -> NowResult<Self> {
+        if format.parquet {
+            return Err(NowError::Unsupported("COPY FROM STDIN in FORMAT parquet is not supported (text and csv are)".into()));
+        }
         let def = table.def();
         let targets = if columns.is_empty() {
             (0..def.columns.len()).collect()
