@@ -22,6 +22,6 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import psycopg, onnxruntime" 2>/dev/null; then
+if ! .venv/bin/python -c "import psycopg, onnxruntime, duckdb" 2>/dev/null; then
     .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 fi

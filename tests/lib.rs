@@ -71,6 +71,8 @@ impl TestServer {
             .arg(data_dir)
             .arg("--model-dir")
             .arg(model_dir)
+            .arg("--export-dir")
+            .arg(data_dir.with_extension("exports"))
             .env("NOWDB_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -104,7 +106,12 @@ impl TestServer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The data directory.
+    /// Where `COPY ... TO 'file'` writes (beside the data directory).
+    pub fn export_dir(&self) -> PathBuf {
+        self.data_dir.with_extension("exports")
+    }
+
+    /// The server's data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }

@@ -63,6 +63,9 @@ pub fn parse(sql: &str, catalog: &Catalog) -> NowResult<Vec<Statement>> {
     for s in &mut statements {
         rewriter.statement(s)?;
     }
+    if !rewriter.asof_joins.is_empty() {
+        return Err(NowError::Unsupported("ASOF JOIN here (it joins relations in a FROM clause)".into()));
+    }
     Ok(statements)
 }
 
@@ -185,8 +188,10 @@ impl Rewriter<'_> {
     }
 
     fn join(&mut self, join: &mut Join) -> NowResult<()> {
+        // Joins are visited in source order, and a relation starts at or after the token
+        // following its JOIN (a derived table's span starts inside its parentheses).
         let start = join.relation.span().start;
-        let duckdb_asof = match self.asof_joins.iter().position(|&l| l == start) {
+        let duckdb_asof = match self.asof_joins.iter().position(|&l| l <= start) {
             Some(i) => {
                 self.asof_joins.remove(i);
                 true
@@ -251,7 +256,8 @@ impl Rewriter<'_> {
         let table_name = crate::ddl::table_name(name)?;
         let table = self.catalog.require(&table_name)?;
         let alias = match alias {
-            Some(a) => a.to_string(),
+            Some(a) if a.columns.is_empty() => a.name.to_string(),
+            Some(a) => format!("{}({})", a.name, a.columns.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")),
             None => format!("\"{}\"", table_name.replace('"', "\"\"")),
         };
         let quoted = table_name.replace('\'', "''");
@@ -265,7 +271,9 @@ impl Rewriter<'_> {
                 "FOR SYSTEM_TIME AS OF on \"{table_name}\": only materialized views (which keep their history) and event tables with a timestamp column can be read as of a time"
             )));
         };
-        *r = Parser::new(self.dialect).try_with_sql(&sql)?.parse_table_factor()?;
+        let mut parser = Parser::new(self.dialect).try_with_sql(&sql)?;
+        *r = parser.parse_table_factor()?;
+        parser.expect_token(&Token::EOF)?;
         Ok(())
     }
 }

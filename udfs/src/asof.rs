@@ -346,7 +346,7 @@ fn unsupported(what: String) -> DataFusionError {
 }
 
 fn condition_error(c: &Expr) -> DataFusionError {
-    DataFusionError::Plan(format!(
+    DataFusionError::NotImplemented(format!(
         "ASOF and temporal join conditions are equalities between the two sides' columns (and, for ASOF JOIN, one inequality between their times); cannot use {c}"
     ))
 }
