@@ -4,6 +4,7 @@ mod abuse;
 mod clients;
 mod durability;
 mod errors;
+mod history;
 mod models;
 mod protocol;
 mod slt;
