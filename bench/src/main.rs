@@ -3,6 +3,7 @@
 //! percentiles with each system's ratio to nowdb (ratios within one run are what count on a
 //! shared, noisy machine).
 
+mod history;
 mod measure;
 mod models;
 mod peers;
@@ -41,12 +42,12 @@ struct Args {
     #[arg(long)]
     curves: PathBuf,
     /// Workloads to run.
-    #[arg(long, value_delimiter = ',', default_value = "lookup,ingest,view_lookup,freshness,model")]
+    #[arg(long, value_delimiter = ',', default_value = "lookup,ingest,view_lookup,freshness,model,history")]
     workloads: Vec<String>,
     /// Systems to run them on.
     #[arg(long, value_delimiter = ',', default_value = "nowdb,postgres,redis")]
     systems: Vec<String>,
-    /// The Python with onnxruntime, for the model baseline.
+    /// The Python with onnxruntime and duckdb, for the model and point-in-time baselines.
     #[arg(long, default_value = ".venv/bin/python")]
     python: PathBuf,
     /// A command nowdb is started under, e.g. `perf record -g -o nowdb.data --` (profiling).
@@ -56,8 +57,26 @@ struct Args {
 
 fn scale(arg: ScaleArg) -> Scale {
     match arg {
-        ScaleArg::Small => Scale { keys: 20_000, events: 200_000, lookup_secs: 5, freshness_samples: 200, score_rows: 100_000 },
-        ScaleArg::Full => Scale { keys: 1_000_000, events: 5_000_000, lookup_secs: 30, freshness_samples: 2_000, score_rows: 1_000_000 },
+        ScaleArg::Small => Scale {
+            keys: 20_000,
+            events: 200_000,
+            lookup_secs: 5,
+            freshness_samples: 200,
+            score_rows: 100_000,
+            pit_versions: 100_000,
+            pit_keys: 1_000,
+            pit_labels: 10_000,
+        },
+        ScaleArg::Full => Scale {
+            keys: 1_000_000,
+            events: 5_000_000,
+            lookup_secs: 30,
+            freshness_samples: 2_000,
+            score_rows: 1_000_000,
+            pit_versions: 1_000_000,
+            pit_keys: 10_000,
+            pit_labels: 100_000,
+        },
     }
 }
 
@@ -174,6 +193,13 @@ async fn run(args: &Args) -> Result<(), String> {
             eprintln!("request-time scoring from {conns} connection(s) ...");
             results.push(models::request_time(nowdb, s, conns).await?);
         }
+    }
+
+    if workload("history") {
+        eprintln!("history: write-path overhead ...");
+        results.extend(history::write_overhead(&systems[0], s).await?);
+        eprintln!("history: point-in-time join vs DuckDB ...");
+        results.extend(history::pit_join(&systems[0], s, &args.python, &nowdb.export_dir()).await?);
     }
 
     let mut versions = Vec::new();

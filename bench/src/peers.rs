@@ -50,6 +50,8 @@ impl Nowdb {
         let mut child = cmd
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(dir.path().join("data"))
+            .arg("--export-dir")
+            .arg(dir.path().join("exports"))
             .env("NOWDB_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -62,6 +64,11 @@ impl Nowdb {
     /// Connection string.
     pub fn conn_str(&self) -> String {
         format!("host=127.0.0.1 port={} user=nowdb dbname=nowdb", self.port)
+    }
+
+    /// Where its `COPY ... TO 'file'` writes.
+    pub fn export_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("exports")
     }
 }
 

@@ -25,6 +25,12 @@ pub struct Scale {
     pub freshness_samples: u64,
     /// Rows scored by the model benchmark.
     pub score_rows: u64,
+    /// View versions (events) in the point-in-time join benchmark.
+    pub pit_versions: u64,
+    /// Keys those versions are spread over.
+    pub pit_keys: u64,
+    /// Labels joined to them.
+    pub pit_labels: u64,
 }
 
 /// A Postgres-protocol system (nowdb or PostgreSQL).
@@ -49,7 +55,7 @@ fn feature_value(k: u64, j: u64) -> f64 {
 
 /// Sends rows `0..total` by COPY `sql` (`... FROM STDIN`), one COPY per `chunk` rows, each
 /// row's text line written by `line`.
-pub(crate) async fn copy_chunks(c: &Client, sql: &str, total: u64, chunk: u64, line: impl Fn(u64, &mut String)) -> std::result::Result<(), String> {
+pub(crate) async fn copy_chunks(c: &Client, sql: &str, total: u64, chunk: u64, mut line: impl FnMut(u64, &mut String)) -> std::result::Result<(), String> {
     let mut i = 0;
     while i < total {
         let sink = c.copy_in(sql).await.map_err(|e| e.to_string())?;
