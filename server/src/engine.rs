@@ -194,7 +194,7 @@ fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<Mode
     let history_catalog = catalog.clone();
     let history: nowdb_udfs::asof::HistoryResolver = Arc::new(move |name| {
         let table = history_catalog.require(name.table()).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        let versions = HistoryTable::new(table, HistoryRead::Versions)?;
+        let versions = HistoryTable::new(table, HistoryRead::Changes)?;
         Ok(Arc::new(versions) as Arc<dyn TableProvider>)
     });
     let state = SessionStateBuilder::new()

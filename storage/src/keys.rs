@@ -56,28 +56,6 @@ pub fn log_seq(key: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-/// History key of the version of row `row_key` (table id + encoded key) valid from event time
-/// `from` (microseconds): the row key, then `from` with its sign bit flipped, big-endian, so
-/// that a row's versions sort by time right after each other.
-pub fn version_key(row_key: &[u8], from: i64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(row_key.len() + 8);
-    k.extend_from_slice(row_key);
-    k.extend_from_slice(&((from as u64) ^ (1 << 63)).to_be_bytes());
-    k
-}
-
-/// Splits a [`version_key`] into its row key and its time.
-pub fn split_version_key(key: &[u8]) -> Result<(&[u8], i64)> {
-    let at = key
-        .len()
-        .checked_sub(8)
-        .filter(|&at| at >= 4)
-        .ok_or_else(|| StorageError::Corrupt(format!("bad history key of {} bytes", key.len())))?;
-    let mut time = [0u8; 8];
-    time.copy_from_slice(&key[at..]);
-    Ok((&key[..at], (u64::from_be_bytes(time) ^ (1 << 63)) as i64))
-}
-
 /// Row key of the row at `row` of `key_columns` (the primary key columns, in key order).
 pub fn row_key(id: u32, key_columns: &[ArrayRef], row: usize) -> Result<Vec<u8>> {
     if key_columns.iter().any(|c| c.is_null(row)) {
@@ -307,17 +285,6 @@ mod tests {
 
     fn key_of(cols: &[ArrayRef], row: usize) -> Vec<u8> {
         row_key(7, cols, row).unwrap()
-    }
-
-    #[test]
-    fn version_keys_sort_by_row_then_time() {
-        let a = key_of(&[Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef], 0);
-        let b = key_of(&[Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef], 1);
-        let keys = [version_key(&a, -5), version_key(&a, 0), version_key(&a, 9), version_key(&b, i64::MIN)];
-        assert!(keys.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(split_version_key(&keys[0]).unwrap(), (a.as_slice(), -5));
-        assert_eq!(split_version_key(&keys[3]).unwrap(), (b.as_slice(), i64::MIN));
-        assert!(split_version_key(&[1, 2, 3]).is_err());
     }
 
     #[test]

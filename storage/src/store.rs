@@ -17,9 +17,8 @@ pub enum Cf {
     /// Continuous views' maintenance state (per-group aggregate state, value multisets, join
     /// indexes), key = view id + what the view engine encodes.
     ViewState,
-    /// Versions of continuous views' rows, key = view id + row key + the event time (8 bytes,
-    /// order-preserving) from which the version is valid; value the row, or empty where the
-    /// row stopped existing.
+    /// Continuous views' history: per view, an append log of Arrow batches of row versions,
+    /// key = view id + sequence (like [`Cf::Log`]).
     History,
 }
 

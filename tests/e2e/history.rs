@@ -189,7 +189,7 @@ async fn point_in_time_join_reproduces_online_lookups() {
     );
     let plan: String = plan.into_iter().flatten().flatten().collect::<Vec<_>>().join("\n");
     assert!(plan.contains("AsOfJoinExec: type=Inner, method=hash_sorted_search"), "{plan}");
-    assert!(plan.contains("access=history versions"), "{plan}");
+    assert!(plan.contains("access=history changes"), "{plan}");
     assert!(!plan.contains("NestedLoop") && !plan.contains("CrossJoin"), "{plan}");
 }
 

@@ -9,9 +9,9 @@
 //! [`AsOfPlanner`] executes as an [`exec::AsOfJoinExec`]: the right side hashed by its keys,
 //! each key's rows sorted by time, one binary search per left row. Never a nested loop.
 //!
-//! A temporal join reads a view's history: the rule swaps the view's scan for its versions
-//! (through the caller's [`HistoryResolver`]) and matches the version valid at the left
-//! row's time (`valid_from <= t < valid_to`).
+//! A temporal join reads a view's history: the rule swaps the view's scan for its changes
+//! (through the caller's [`HistoryResolver`]) and matches the latest version from at most
+//! the left row's time, unless that version is the row's end.
 
 pub mod exec;
 
@@ -47,7 +47,7 @@ pub const ASOF_MARKER: &str = "nowdb_asof";
 /// Marks a temporal join's condition: `ON nowdb_versioned(left_time, cond)`.
 pub const VERSIONED_MARKER: &str = "nowdb_versioned";
 
-/// Finds the history (all versions, with `valid_from` and `valid_to` last) of the table a
+/// Finds the history (all changes, with `valid_from` and `ended` last) of the table a
 /// temporal join reads.
 pub type HistoryResolver = Arc<dyn Fn(&TableReference) -> Result<Arc<dyn TableProvider>> + Send + Sync>;
 
@@ -128,9 +128,9 @@ pub struct AsOfJoin {
     left_time: Expr,
     right_time: Expr,
     order: MatchOrder,
-    /// For temporal joins, the right expression ending a version: a version that ended at
-    /// or before the left time is no match.
-    valid_to: Option<Expr>,
+    /// For temporal joins, the right expression marking a row's end: matching an end is no
+    /// match (the row did not exist at the left time).
+    ended: Option<Expr>,
     left_outer: bool,
     /// How many right columns (the first ones) are output.
     right_output: usize,
@@ -150,7 +150,7 @@ impl AsOfJoin {
         right: LogicalPlan,
         on: Vec<(Expr, Expr)>,
         (left_time, right_time, order): (Expr, Expr, MatchOrder),
-        valid_to: Option<Expr>,
+        ended: Option<Expr>,
         left_outer: bool,
         right_output: usize,
     ) -> Result<Self> {
@@ -162,7 +162,7 @@ impl AsOfJoin {
             .collect();
         let right_schema = DFSchema::new_with_metadata(kept, Default::default())?;
         let schema = Arc::new(left.schema().join(&right_schema)?);
-        Ok(Self { left, right, on, left_time, right_time, order, valid_to, left_outer, right_output, schema })
+        Ok(Self { left, right, on, left_time, right_time, order, ended, left_outer, right_output, schema })
     }
 }
 
@@ -183,15 +183,15 @@ impl UserDefinedLogicalNodeCore for AsOfJoin {
         let mut e: Vec<Expr> = self.on.iter().flat_map(|(l, r)| [l.clone(), r.clone()]).collect();
         e.push(self.left_time.clone());
         e.push(self.right_time.clone());
-        e.extend(self.valid_to.clone());
+        e.extend(self.ended.clone());
         e
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let on: Vec<String> = self.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
         write!(f, "AsOfJoin: type={}, on=[{}], match={} {} {}", if self.left_outer { "Left" } else { "Inner" }, on.join(", "), self.right_time, self.order.symbol(), self.left_time)?;
-        if let Some(v) = &self.valid_to {
-            write!(f, " < {v}")?;
+        if let Some(v) = &self.ended {
+            write!(f, ", unless {v}")?;
         }
         Ok(())
     }
@@ -200,7 +200,7 @@ impl UserDefinedLogicalNodeCore for AsOfJoin {
         if inputs.len() != 2 || exprs.len() != UserDefinedLogicalNodeCore::expressions(self).len() {
             return Err(DataFusionError::Internal("AsOfJoin rebuilt with the wrong inputs".into()));
         }
-        let valid_to = self.valid_to.as_ref().and_then(|_| exprs.pop());
+        let ended = self.ended.as_ref().and_then(|_| exprs.pop());
         let right_time = exprs.pop().ok_or_else(|| DataFusionError::Internal("AsOfJoin: no right time".into()))?;
         let left_time = exprs.pop().ok_or_else(|| DataFusionError::Internal("AsOfJoin: no left time".into()))?;
         let mut on = Vec::with_capacity(exprs.len() / 2);
@@ -210,7 +210,7 @@ impl UserDefinedLogicalNodeCore for AsOfJoin {
         }
         let right = inputs.pop().ok_or_else(|| DataFusionError::Internal("AsOfJoin: no right input".into()))?;
         let left = inputs.pop().ok_or_else(|| DataFusionError::Internal("AsOfJoin: no left input".into()))?;
-        Self::try_new(left, right, on, (left_time, right_time, self.order), valid_to, self.left_outer, self.right_output)
+        Self::try_new(left, right, on, (left_time, right_time, self.order), ended, self.left_outer, self.right_output)
     }
 }
 
@@ -293,7 +293,7 @@ impl AsOfJoinRule {
                 return Err(condition_error(c));
             }
         }
-        let (times, valid_to) = match time {
+        let (times, ended) = match time {
             Some(t) => {
                 let fields = right.schema();
                 let column = |i: usize| Expr::Column(Column::from(fields.qualified_field(i)));
@@ -307,7 +307,7 @@ impl AsOfJoinRule {
                 return Err(unsupported(format!("an ASOF JOIN time of type {ty} (times are timestamps, dates or integers)")));
             }
         }
-        let node = AsOfJoin::try_new(left, right, on, times, valid_to, left_outer, right_output)?;
+        let node = AsOfJoin::try_new(left, right, on, times, ended, left_outer, right_output)?;
         Ok(Transformed::yes(LogicalPlan::Extension(Extension { node: Arc::new(node) })))
     }
 
@@ -398,7 +398,7 @@ impl ExtensionPlanner for AsOfPlanner {
             left_time: phys(&join.left_time, l.schema())?,
             right_time: phys(&join.right_time, r.schema())?,
             order: join.order,
-            valid_to: join.valid_to.as_ref().map(|v| phys(v, r.schema())).transpose()?,
+            ended: join.ended.as_ref().map(|v| phys(v, r.schema())).transpose()?,
             left_outer: join.left_outer,
             right_output: join.right_output,
         };

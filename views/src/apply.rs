@@ -397,35 +397,39 @@ fn write_rows(t: &ViewTarget<'_>, removed: Option<(Rows, Vec<i64>)>, added: Opti
         (Some(_), Some((a, _))) => a.ids.iter().map(|id| id.as_slice()).collect(),
         _ => HashSet::new(),
     };
-    let keep = t.stamping.keep;
-    let mut max_stamp = applied.max_stamp;
-    if let Some((r, stamps)) = &removed {
-        for (id, &stamp) in r.ids.iter().zip(stamps).filter(|(id, _)| !rewritten.contains(id.as_slice())) {
-            let key = row_key(t.id, id);
-            if keep {
-                history::put_version(ws, &key, stamp, None);
-                max_stamp = max_stamp.max(Some(stamp));
+    // Rows removed and not written again end; with history, their last values are kept.
+    let mut ended: Vec<u32> = Vec::new();
+    if let Some((r, _)) = &removed {
+        for (i, id) in r.ids.iter().enumerate() {
+            if !rewritten.contains(id.as_slice()) {
+                ws.delete(Cf::Rows, row_key(t.id, id));
+                ended.push(i as u32);
             }
-            ws.delete(Cf::Rows, key);
         }
         applied.rows_delta -= r.ids.len() as i64;
     }
-    if let Some((a, stamps)) = &added {
-        for (i, (id, &stamp)) in a.ids.iter().zip(stamps).enumerate() {
-            let key = row_key(t.id, id);
+    if let Some((a, _)) = &added {
+        for (i, id) in a.ids.iter().enumerate() {
             let mut value = rowcodec::encode_row(&a.rows, i)?;
-            if keep {
-                history::put_version(ws, &key, stamp, Some(value.clone()));
-                max_stamp = max_stamp.max(Some(stamp));
-            }
             if let Some(state) = states.as_ref().and_then(|s| s.get(i)) {
                 value.extend_from_slice(state);
             }
-            ws.put(Cf::Rows, key, value);
+            ws.put(Cf::Rows, row_key(t.id, id), value);
         }
         applied.rows_delta += a.ids.len() as i64;
     }
-    applied.max_stamp = max_stamp;
+    if t.stamping.keep {
+        let ended = match &removed {
+            Some((r, stamps)) if !ended.is_empty() => {
+                let ended_stamps: Vec<i64> = ended.iter().map(|&i| stamps[i as usize]).collect();
+                Some((take_rows(r, &UInt32Array::from(ended), &r.rows.schema())?, ended_stamps))
+            }
+            _ => None,
+        };
+        let versions = history::Versions { ended: ended.as_ref().map(|(r, s)| (r, s.clone())), written: added.as_ref().map(|(a, s)| (a, s.as_slice())) };
+        let max = history::append(ws, t.id, t.stamping.seq, t.stored, versions)?;
+        applied.max_stamp = applied.max_stamp.max(max);
+    }
     applied.out = TableChange { removed: removed.map(|r| r.0), added: added.map(|a| a.0) };
     Ok(())
 }

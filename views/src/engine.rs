@@ -7,6 +7,7 @@
 //! until that write set is durable, so views change exactly with their base rows.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -52,13 +53,13 @@ fn now_micros() -> i64 {
 /// How a change reaching `plan` is stamped: rows without an event time of their own take the
 /// time of the change that made them (`upstream`: a lower view's versions), else the view's
 /// clock when its stream has event time, else the wall clock.
-fn stamping(plan: &ViewPlan, history: bool, clock: Option<i64>, upstream: Option<i64>) -> Stamping {
+fn stamping(plan: &ViewPlan, history: bool, clock: Option<i64>, upstream: Option<i64>, seq: u64) -> Stamping {
     let default = match (upstream, plan.stream.time_col) {
         (Some(t), _) => t,
         (None, Some(_)) => clock.unwrap_or_else(now_micros),
         (None, None) => now_micros(),
     };
-    Stamping { keep: history, clock, default }
+    Stamping { keep: history, clock, default, seq }
 }
 
 /// A view the engine maintains.
@@ -76,6 +77,8 @@ pub struct LiveView {
     stored: SchemaRef,
     /// Whether it keeps the history of its rows.
     history: bool,
+    /// The sequence number of its next history batch.
+    history_seq: AtomicU64,
     lock: Arc<tokio::sync::Mutex<()>>,
     stats: ViewStats,
     /// When the view last switched to a new version of a model it calls (microseconds since
@@ -158,6 +161,7 @@ impl ViewEngine {
                 sources,
                 stored: t.schema().clone(),
                 history: meta.history,
+                history_seq: AtomicU64::new(history::next_seq(self.store().as_ref(), t.def().id)?),
                 lock: Default::default(),
                 stats: ViewStats { counters: Mutex::new(counters), last_update_micros: Mutex::new(None) },
                 models_switched_at: Mutex::new(None),
@@ -291,9 +295,11 @@ impl ViewEngine {
             }
             counters.history_clock = counters.history_clock.max(applied.max_stamp);
         };
+        let mut seq = 0;
         let backfill = read_rows(&source, &mut |rows| {
             let change = TableChange { removed: None, added: Some(rows) };
-            let stamping = stamping(&plan, options.history, counters.history_clock, upstream);
+            let stamping = stamping(&plan, options.history, counters.history_clock, upstream, seq);
+            seq += 1;
             let target = ViewTarget { id, plan: &plan, stored: &stored, store: &store, late_before: None, stamping };
             let applied = apply::apply(&target, plan.stream.table_id, &change, &mut ws)?;
             fold(&applied, &mut counters);
@@ -314,7 +320,7 @@ impl ViewEngine {
             return Err(e);
         }
         let mut initial = Applied::default();
-        let stamping = stamping(&plan, options.history, counters.history_clock, upstream);
+        let stamping = stamping(&plan, options.history, counters.history_clock, upstream, seq);
         let target = ViewTarget { id, plan: &plan, stored: &stored, store: self.store(), late_before: None, stamping };
         apply::init_global(&target, &mut ws, &mut initial)?;
         fold(&initial, &mut counters);
@@ -335,6 +341,7 @@ impl ViewEngine {
             sources,
             stored: view.schema().clone(),
             history: options.history,
+            history_seq: AtomicU64::new(seq + 1),
             lock: Default::default(),
             stats: ViewStats { counters: Mutex::new(counters), last_update_micros: Mutex::new(None) },
             models_switched_at: Mutex::new(None),
@@ -558,7 +565,7 @@ impl ChangeSink for ViewEngine {
                 let plan = v.plan().map_err(nowdb_catalog::CatalogError::from)?;
                 let late_before = if src == table_id { self.late_before(&plan, table) } else { None };
                 let mut c = v.stats.counters.lock().map(|c| c.clone()).unwrap_or_default();
-                let stamping = stamping(&plan, v.history, c.history_clock, upstream);
+                let stamping = stamping(&plan, v.history, c.history_clock, upstream, v.history_seq.fetch_add(1, Ordering::Relaxed));
                 let target = ViewTarget { id: v.id, plan: &plan, stored: &v.stored, store: self.store(), late_before, stamping };
                 let applied = apply::apply(&target, src, &change, ws).map_err(nowdb_catalog::CatalogError::from)?;
                 c.history_clock = c.history_clock.max(applied.max_stamp);

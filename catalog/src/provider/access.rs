@@ -37,6 +37,8 @@ pub enum HistoryRead {
     AsOf(i64),
     /// Every version, with the columns `valid_from` and `valid_to` appended.
     Versions,
+    /// Every change as stored, with `valid_from` and `ended` appended (temporal joins).
+    Changes,
 }
 
 /// An inclusive range constraint on one column, in the column's physical unit.
@@ -68,6 +70,7 @@ impl fmt::Display for Access {
             Access::Log { bounds } => write!(f, "log_scan pruning_columns={}", bounds.len()),
             Access::History(HistoryRead::AsOf(t)) => write!(f, "history as_of={t}"),
             Access::History(HistoryRead::Versions) => write!(f, "history versions"),
+            Access::History(HistoryRead::Changes) => write!(f, "history changes"),
         }
     }
 }

@@ -1,17 +1,23 @@
-//! Reading materialized views' history (written by the view engine, see `views::history`).
+//! Materialized views' history: its stored format ([`batch_schema`], written by the view
+//! engine, see `views::history`) and reading it.
 //!
-//! [`HistoryTable`] is a view seen at one event time (`FOR SYSTEM_TIME AS OF`) or as all its
+//! [`HistoryTable`] is a view seen at one event time (`FOR SYSTEM_TIME AS OF`), as all its
 //! versions (`view_history('v')`: the view's columns, then `valid_from` and `valid_to`, the
 //! event times between which each version was the row; `valid_to` is NULL for current
-//! rows). Both are scans of the view's range of [`nowdb_storage::Cf::History`] by
-//! [`super::scan::TableScanExec`], streamed in batches. The table functions
-//! `view_history(name)` and `view_as_of(name, time)` expose them to SQL.
+//! rows), or as its changes (temporal joins, which order versions themselves). All are
+//! scans of the view's range of [`nowdb_storage::Cf::History`] by
+//! [`super::scan::TableScanExec`]. The table functions `view_history(name)` and
+//! `view_as_of(name, time)` expose the first two to SQL.
 
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray};
-use datafusion::arrow::compute::cast;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray, UInt32Array};
+use datafusion::arrow::compute::{cast, concat_batches, lexsort_to_indices, take, SortColumn};
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
 use datafusion::datasource::TableType;
@@ -20,89 +26,142 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
-use nowdb_storage::rowcodec;
+use nowdb_storage::{codec, keys, Cf, ScanControl};
 
 use super::access::{Access, HistoryRead};
-use super::scan::TableScanExec;
+use super::scan::{ScanCounters, TableScanExec};
 use crate::catalog::{Catalog, Table};
+use crate::Result;
 
+/// Name of a history batch's row identity column.
+pub const KEY: &str = "key";
 /// Name of the column holding the time from which a version is valid.
 pub const VALID_FROM: &str = "valid_from";
 /// Name of the column holding the time until which a version was valid (NULL: current).
 pub const VALID_TO: &str = "valid_to";
+/// Name of a history batch's end marker column (the row stopped existing).
+pub const ENDED: &str = "ended";
 
-/// The type of `valid_from` / `valid_to`.
+/// The type of `valid_from` / `valid_to` as read.
 fn time_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, None)
 }
 
-/// A view's columns, then `valid_from` and `valid_to`.
-pub fn versions_schema(table: &SchemaRef) -> SchemaRef {
-    let mut fields: Vec<Field> = table.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new(VALID_FROM, time_type(), false));
-    fields.push(Field::new(VALID_TO, time_type(), true));
+/// The schema of a view's stored history batches: `key` (the row's identity), the view's
+/// columns, `valid_from` (microseconds) and `ended`.
+pub fn batch_schema(stored: &SchemaRef) -> SchemaRef {
+    let mut fields = vec![Field::new(KEY, DataType::Binary, false)];
+    fields.extend(stored.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)));
+    fields.push(Field::new(VALID_FROM, DataType::Int64, false));
+    fields.push(Field::new(ENDED, DataType::Boolean, false));
     Arc::new(Schema::new(fields))
 }
 
-/// Versions collected for one output batch.
-pub(crate) struct VersionBatch {
-    table: SchemaRef,
-    projection: Option<Vec<usize>>,
-    out: SchemaRef,
-    values: Vec<Vec<u8>>,
-    from: Vec<i64>,
-    to: Vec<Option<i64>>,
+/// The schema a history read produces: the view's columns, then for
+/// [`HistoryRead::Versions`] `valid_from` and `valid_to`, for [`HistoryRead::Changes`]
+/// `valid_from` and `ended`.
+pub fn read_schema(table: &SchemaRef, read: HistoryRead) -> SchemaRef {
+    let mut fields: Vec<Field> = table.fields().iter().map(|f| f.as_ref().clone()).collect();
+    match read {
+        HistoryRead::AsOf(_) => return table.clone(),
+        HistoryRead::Versions => {
+            fields.push(Field::new(VALID_FROM, time_type(), false));
+            fields.push(Field::new(VALID_TO, time_type(), true));
+        }
+        HistoryRead::Changes => {
+            fields.push(Field::new(VALID_FROM, time_type(), false));
+            fields.push(Field::new(ENDED, DataType::Boolean, false));
+        }
+    }
+    Arc::new(Schema::new(fields))
 }
 
-impl VersionBatch {
-    /// A batch of rows of `table`, emitted as `out` (the projection of the table's schema, or
-    /// of its [`versions_schema`]).
-    pub(crate) fn new(table: SchemaRef, projection: Option<Vec<usize>>, out: SchemaRef) -> Self {
-        Self { table, projection, out, values: Vec::new(), from: Vec::new(), to: Vec::new() }
-    }
-
-    /// Adds a version (an empty value is a row's end and adds nothing); `valid` is its
-    /// (from, to) when the batch has those columns.
-    pub(crate) fn push(&mut self, value: Vec<u8>, valid: Option<(i64, Option<i64>)>) {
-        if value.is_empty() {
-            return;
+/// Reads `table`'s history as `read`, in the full [`read_schema`]. Changes stream batch by
+/// batch as stored; the other reads order versions per row, which needs them all.
+pub(crate) fn read(table: &Table, read: HistoryRead, counters: &ScanCounters) -> Result<Vec<RecordBatch>> {
+    let id = table.def().id;
+    let stored = batch_schema(table.schema());
+    let mut batches = Vec::new();
+    let mut failure = None;
+    table.store().scan(Cf::History, &keys::table_start(id), &keys::table_end(id), &mut |_, v| {
+        counters.entries_read.fetch_add(1, Ordering::Relaxed);
+        match codec::decode_batch(v).and_then(|b| Ok(RecordBatch::try_new(stored.clone(), b.columns().to_vec())?)) {
+            Ok(b) => batches.push(b),
+            Err(e) => {
+                failure = Some(e);
+                return Ok(ScanControl::Stop);
+            }
         }
-        self.values.push(value);
-        if let Some((from, to)) = valid {
-            self.from.push(from);
-            self.to.push(to);
-        }
+        Ok(ScanControl::Continue)
+    })?;
+    if let Some(e) = failure {
+        return Err(e.into());
     }
-
-    /// Versions held.
-    pub(crate) fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// The held versions as a batch (`None` when there are none).
-    pub(crate) fn flush(&mut self) -> nowdb_storage::Result<Option<RecordBatch>> {
-        if self.values.is_empty() {
-            return Ok(None);
-        }
-        let n_table = self.table.fields().len();
-        let wanted: Vec<usize> = self.projection.clone().unwrap_or_else(|| (0..self.out.fields().len()).collect());
-        let table_cols: Vec<usize> = wanted.iter().copied().filter(|&i| i < n_table).collect();
-        let decoded = rowcodec::decode_rows(self.values.iter().map(|v| v.as_slice()), &self.table, Some(&table_cols))?;
-        let from: ArrayRef = Arc::new(TimestampMicrosecondArray::from(std::mem::take(&mut self.from)));
-        let to: ArrayRef = Arc::new(TimestampMicrosecondArray::from(std::mem::take(&mut self.to)));
-        let mut decoded_cols = decoded.columns().iter();
-        let columns: Vec<ArrayRef> = wanted
+    let out = read_schema(table.schema(), read);
+    let n = table.schema().fields().len();
+    let view_columns = |b: &RecordBatch| -> Vec<ArrayRef> { b.columns()[1..=n].to_vec() };
+    let from_col = |b: &RecordBatch| -> Result<ArrayRef> { Ok(cast(b.column(n + 1), &time_type())?) };
+    match read {
+        HistoryRead::Changes => batches
             .iter()
-            .map(|&i| match i.checked_sub(n_table) {
-                None => decoded_cols.next().cloned(),
-                Some(0) => Some(from.clone()),
-                Some(_) => Some(to.clone()),
+            .map(|b| {
+                let mut cols = view_columns(b);
+                cols.push(from_col(b)?);
+                cols.push(b.column(n + 2).clone());
+                Ok(RecordBatch::try_new(out.clone(), cols)?)
             })
-            .collect::<Option<_>>()
-            .ok_or_else(|| nowdb_storage::StorageError::Corrupt("history projection".into()))?;
-        let options = RecordBatchOptions::new().with_row_count(Some(self.values.len()));
-        self.values.clear();
-        Ok(Some(RecordBatch::try_new_with_options(self.out.clone(), columns, &options)?))
+            .collect(),
+        HistoryRead::AsOf(at) => {
+            let all = concat_batches(&stored, &batches)?;
+            let ids = all.column(0).as_binary::<i32>();
+            let from = all.column(n + 1).as_primitive::<Int64Type>();
+            // The last version of each row from at most `at` (later arrivals win ties).
+            let mut last: HashMap<&[u8], u32> = HashMap::new();
+            for i in 0..all.num_rows() {
+                if from.value(i) <= at {
+                    last.insert(ids.value(i), i as u32);
+                }
+            }
+            let ended = all.column(n + 2).as_boolean();
+            let mut keep: Vec<(&[u8], u32)> = last.into_iter().filter(|(_, i)| !ended.value(*i as usize)).collect();
+            keep.sort_unstable();
+            let idx = UInt32Array::from_iter_values(keep.into_iter().map(|(_, i)| i));
+            let cols = view_columns(&all).iter().map(|c| take(c.as_ref(), &idx, None)).collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(vec![RecordBatch::try_new_with_options(out, cols, &RecordBatchOptions::new().with_row_count(Some(idx.len())))?])
+        }
+        HistoryRead::Versions => {
+            let all = concat_batches(&stored, &batches)?;
+            let arrival: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..all.num_rows() as u32));
+            let order = lexsort_to_indices(
+                &[
+                    SortColumn { values: all.column(0).clone(), options: None },
+                    SortColumn { values: all.column(n + 1).clone(), options: None },
+                    SortColumn { values: arrival, options: None },
+                ],
+                None,
+            )?;
+            let sorted = RecordBatch::try_new(stored.clone(), all.columns().iter().map(|c| take(c.as_ref(), &order, None)).collect::<std::result::Result<Vec<_>, _>>()?)?;
+            let ids = sorted.column(0).as_binary::<i32>();
+            let from = sorted.column(n + 1).as_primitive::<Int64Type>();
+            let ended = sorted.column(n + 2).as_boolean();
+            // Each version lasts until the row's next one; ends are not versions, nor are
+            // versions replaced at the time they were made (valid for no time at all).
+            let mut keep = Vec::new();
+            let mut to = Vec::new();
+            for i in 0..sorted.num_rows() {
+                let next = (i + 1 < sorted.num_rows() && ids.value(i + 1) == ids.value(i)).then(|| from.value(i + 1));
+                if ended.value(i) || next == Some(from.value(i)) {
+                    continue;
+                }
+                keep.push(i as u32);
+                to.push(next);
+            }
+            let idx = UInt32Array::from(keep);
+            let mut cols = view_columns(&sorted).iter().map(|c| take(c.as_ref(), &idx, None)).collect::<std::result::Result<Vec<_>, _>>()?;
+            cols.push(take(from_col(&sorted)?.as_ref(), &idx, None)?);
+            cols.push(Arc::new(TimestampMicrosecondArray::from(to)));
+            Ok(vec![RecordBatch::try_new_with_options(out, cols, &RecordBatchOptions::new().with_row_count(Some(idx.len())))?])
+        }
     }
 }
 
@@ -122,10 +181,7 @@ impl HistoryTable {
             Some(_) => return Err(DataFusionError::Plan(format!("materialized view \"{}\" keeps no history (it was created WITH (history = false))", table.name()))),
             None => return Err(DataFusionError::NotImplemented(format!("\"{}\" is not a materialized view: only materialized views keep the history of their rows", table.name()))),
         }
-        let schema = match read {
-            HistoryRead::AsOf(_) => table.schema().clone(),
-            HistoryRead::Versions => versions_schema(table.schema()),
-        };
+        let schema = read_schema(table.schema(), read);
         Ok(Self { table, read, schema })
     }
 }

@@ -57,7 +57,7 @@ impl TableScanExec {
         limit: Option<usize>,
     ) -> DfResult<Self> {
         let full = match access {
-            Access::History(HistoryRead::Versions) => super::history::versions_schema(table.schema()),
+            Access::History(read) => super::history::read_schema(table.schema(), read),
             _ => table.schema().clone(),
         };
         let schema = match &projection {
@@ -244,62 +244,22 @@ impl Reader {
         Ok(())
     }
 
-    /// Reads a view's history: per row, its versions in time order.
+    /// Reads a view's history (see [`super::history`]).
     fn read_history(&mut self, read: HistoryRead) -> Result<()> {
-        let id = self.table.def().id;
-        let store = self.table.store().clone();
-        let mut out = super::history::VersionBatch::new(self.table.schema().clone(), self.projection.clone(), self.schema.clone());
-        // The row being read and its pending version (time, value) whose end is not known yet.
-        let mut row: Vec<u8> = Vec::new();
-        let mut pending: Option<(i64, Vec<u8>)> = None;
-        let mut failure = None;
-        store.scan(Cf::History, &keys::table_start(id), &keys::table_end(id), &mut |k, v| {
-            self.counters.entries_read.fetch_add(1, Ordering::Relaxed);
-            let (key, from) = keys::split_version_key(k)?;
-            let same_row = key == row.as_slice();
-            if !same_row {
-                row.clear();
-                row.extend_from_slice(key);
-            }
-            match read {
-                HistoryRead::AsOf(at) => {
-                    if !same_row {
-                        if let Some((_, value)) = pending.take() {
-                            out.push(value, None);
-                        }
-                    }
-                    if from <= at {
-                        pending = Some((from, v.to_vec()));
-                    }
+        let batches = super::history::read(&self.table, read, &self.counters)?;
+        for batch in batches {
+            let batch = match &self.projection {
+                Some(p) => batch.project(p)?,
+                None => batch,
+            };
+            let mut at = 0;
+            while at < batch.num_rows() {
+                let n = SCAN_BATCH_ROWS.min(batch.num_rows() - at);
+                if !self.emit(self.rewrap(batch.slice(at, n))?)? {
+                    return Ok(());
                 }
-                HistoryRead::Versions => {
-                    if let Some((start, value)) = pending.take() {
-                        out.push(value, Some((start, same_row.then_some(from))));
-                    }
-                    pending = Some((from, v.to_vec()));
-                }
+                at += n;
             }
-            if out.len() >= SCAN_BATCH_ROWS.min(self.remaining) {
-                let flushed = out.flush().map_err(crate::CatalogError::from).and_then(|b| b.map_or(Ok(true), |b| self.emit(b)));
-                match flushed {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(ScanControl::Stop),
-                    Err(e) => {
-                        failure = Some(e);
-                        return Ok(ScanControl::Stop);
-                    }
-                }
-            }
-            Ok(ScanControl::Continue)
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        if let Some((start, value)) = pending {
-            out.push(value, matches!(read, HistoryRead::Versions).then_some((start, None)));
-        }
-        if let Some(b) = out.flush()? {
-            self.emit(b)?;
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, concat_batches, take};
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -40,9 +40,8 @@ pub struct AsOfSpec {
     pub right_time: Phys,
     /// Which right time matches.
     pub order: MatchOrder,
-    /// Temporal joins: the end of the matched version (no match when at or before the left
-    /// time).
-    pub valid_to: Option<Phys>,
+    /// Temporal joins: whether a right row is a row's end (matching one is no match).
+    pub ended: Option<Phys>,
     /// LEFT (keep unmatched left rows, with NULLs) rather than INNER.
     pub left_outer: bool,
     /// How many right columns (the first ones) are output.
@@ -96,8 +95,8 @@ struct RightIndex {
     rows: RecordBatch,
     /// Per key: (time, row) sorted by time, then by arrival.
     by_key: HashMap<Vec<u8>, Vec<(i64, u32)>>,
-    /// Version ends, for temporal joins.
-    valid_to: Option<Vec<Option<i64>>>,
+    /// Which rows are ends, for temporal joins.
+    ended: Option<BooleanArray>,
     converter: Option<RowConverter>,
 }
 
@@ -128,9 +127,9 @@ impl RightIndex {
         for v in by_key.values_mut() {
             v.sort_unstable();
         }
-        let valid_to = spec.valid_to.as_ref().map(|v| times(&eval(v, &all)?)).transpose()?;
+        let ended = spec.ended.as_ref().map(|v| Ok::<_, DataFusionError>(eval(v, &all)?.as_boolean().clone())).transpose()?;
         let kept = all.project(&(0..spec.right_output).collect::<Vec<_>>())?;
-        Ok(Self { rows: kept, by_key, valid_to, converter })
+        Ok(Self { rows: kept, by_key, ended, converter })
     }
 
     /// The right row matching a left row with key `key` at time `t`.
@@ -143,8 +142,8 @@ impl RightIndex {
             MatchOrder::After => Some(rows.partition_point(|(rt, _)| *rt <= t)).filter(|&i| i < rows.len()),
         };
         let row = rows[found?].1;
-        match &self.valid_to {
-            Some(ends) if ends[row as usize].is_some_and(|end| end <= t) => None,
+        match &self.ended {
+            Some(ended) if ended.value(row as usize) => None,
             _ => Some(row),
         }
     }
@@ -193,8 +192,8 @@ impl DisplayAs for AsOfJoinExec {
             self.spec.order.symbol(),
             self.spec.left_time
         )?;
-        if let Some(v) = &self.spec.valid_to {
-            write!(f, " < {v}")?;
+        if let Some(v) = &self.spec.ended {
+            write!(f, ", unless {v}")?;
         }
         Ok(())
     }
@@ -219,7 +218,7 @@ impl ExecutionPlan for AsOfJoinExec {
 
     fn apply_expressions(&self, f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>) -> Result<TreeNodeRecursion> {
         let s = &self.spec;
-        let exprs = s.on.iter().flat_map(|(l, r)| [l, r]).chain([&s.left_time, &s.right_time]).chain(s.valid_to.iter());
+        let exprs = s.on.iter().flat_map(|(l, r)| [l, r]).chain([&s.left_time, &s.right_time]).chain(s.ended.iter());
         for e in exprs {
             if f(e)? == TreeNodeRecursion::Stop {
                 return Ok(TreeNodeRecursion::Stop);
