@@ -1,8 +1,8 @@
 //! [`AsOfJoinExec`]: the ASOF join, hash-partitioned and sorted.
 //!
-//! The right side is read once (whatever the number of left partitions) into one batch and
-//! an index: per key (the equality columns in Arrow's row format), its rows' `(time, row)`
-//! sorted by time. Each left batch then costs one hash lookup and one binary search per row,
+//! The right side is read once (whatever the number of left partitions) and indexed, its
+//! batches kept as they came: per key (the equality columns in Arrow's row format), its
+//! rows' `(time, location)` sorted by time. Each left batch then costs one hash lookup and one binary search per row,
 //! and one `take` per output column.
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{cast, concat_batches, take};
+use datafusion::arrow::compute::{cast, interleave, take};
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -89,51 +89,70 @@ fn eval(e: &Phys, batch: &RecordBatch) -> Result<ArrayRef> {
     e.evaluate(batch)?.into_array(batch.num_rows())
 }
 
-/// The right side, read and indexed.
+/// Where a right row is: (batch, row).
+type Location = (u32, u32);
+
+/// The right side, read and indexed (its batches are kept as they came: no copy).
 struct RightIndex {
-    /// All right rows, the output columns only.
-    rows: RecordBatch,
-    /// Per key: (time, row) sorted by time, then by arrival.
-    by_key: HashMap<Vec<u8>, Vec<(i64, u32)>>,
-    /// Which rows are ends, for temporal joins.
-    ended: Option<BooleanArray>,
+    /// The right batches, output columns only, then one all-NULL row (unmatched left rows
+    /// point at it).
+    batches: Vec<RecordBatch>,
+    /// Per key: (time, location) sorted by time, then by arrival.
+    by_key: HashMap<Vec<u8>, Vec<(i64, Location)>, ahash::RandomState>,
+    /// Which rows are ends, per batch, for temporal joins.
+    ended: Option<Vec<BooleanArray>>,
     converter: Option<RowConverter>,
 }
 
 impl RightIndex {
     fn build(spec: &AsOfSpec, schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Self> {
-        let all = concat_batches(schema, &batches)?;
-        let time = times(&eval(&spec.right_time, &all)?)?;
-        let keys: Vec<ArrayRef> = spec.on.iter().map(|(_, r)| eval(r, &all)).collect::<Result<_>>()?;
-        let converter = if keys.is_empty() { None } else { Some(RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?) };
-        let rows = match &converter {
-            Some(c) => Some(c.convert_columns(&keys)?),
-            None => None,
-        };
-        let mut by_key: HashMap<Vec<u8>, Vec<(i64, u32)>> = HashMap::new();
-        for (i, t) in time.iter().enumerate() {
-            let Some(t) = t else { continue };
-            if keys.iter().any(|k| k.is_null(i)) {
-                continue;
+        let mut by_key: HashMap<Vec<u8>, Vec<(i64, Location)>, ahash::RandomState> = HashMap::default();
+        let mut converter: Option<RowConverter> = None;
+        let mut ended = spec.ended.as_ref().map(|_| Vec::with_capacity(batches.len()));
+        let mut kept = Vec::with_capacity(batches.len() + 1);
+        let output: Vec<usize> = (0..spec.right_output).collect();
+        for (b, batch) in batches.iter().enumerate() {
+            let time = times(&eval(&spec.right_time, batch)?)?;
+            let keys: Vec<ArrayRef> = spec.on.iter().map(|(_, r)| eval(r, batch)).collect::<Result<_>>()?;
+            if converter.is_none() && !keys.is_empty() {
+                converter = Some(RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?);
             }
-            let key = rows.as_ref().map_or(&[][..], |r| r.row(i).data());
-            match by_key.get_mut(key) {
-                Some(v) => v.push((*t, i as u32)),
-                None => {
-                    by_key.insert(key.to_vec(), vec![(*t, i as u32)]);
+            let rows = converter.as_ref().map(|c| c.convert_columns(&keys)).transpose()?;
+            for (i, t) in time.iter().enumerate() {
+                let Some(t) = t else { continue };
+                if keys.iter().any(|k| k.is_null(i)) {
+                    continue;
+                }
+                let key = rows.as_ref().map_or(&[][..], |r| r.row(i).data());
+                let at = (*t, (b as u32, i as u32));
+                match by_key.get_mut(key) {
+                    Some(v) => v.push(at),
+                    None => {
+                        by_key.insert(key.to_vec(), vec![at]);
+                    }
                 }
             }
+            if let (Some(ended), Some(e)) = (ended.as_mut(), &spec.ended) {
+                ended.push(eval(e, batch)?.as_boolean().clone());
+            }
+            kept.push(batch.project(&output)?);
         }
         for v in by_key.values_mut() {
             v.sort_unstable();
         }
-        let ended = spec.ended.as_ref().map(|v| Ok::<_, DataFusionError>(eval(v, &all)?.as_boolean().clone())).transpose()?;
-        let kept = all.project(&(0..spec.right_output).collect::<Vec<_>>())?;
-        Ok(Self { rows: kept, by_key, ended, converter })
+        let nullable: Vec<_> = schema.project(&output)?.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let nulls = nullable.iter().map(|f| new_null_array(f.data_type(), 1)).collect();
+        kept.push(RecordBatch::try_new(Arc::new(datafusion::arrow::datatypes::Schema::new(nullable)), nulls)?);
+        Ok(Self { batches: kept, by_key, ended, converter })
+    }
+
+    /// Where the unmatched point: the all-NULL row.
+    fn no_match(&self) -> Location {
+        ((self.batches.len() - 1) as u32, 0)
     }
 
     /// The right row matching a left row with key `key` at time `t`.
-    fn find(&self, key: &[u8], t: i64, order: MatchOrder) -> Option<u32> {
+    fn find(&self, key: &[u8], t: i64, order: MatchOrder) -> Option<Location> {
         let rows = self.by_key.get(key)?;
         let found = match order {
             MatchOrder::AtOrBefore => rows.partition_point(|(rt, _)| *rt <= t).checked_sub(1),
@@ -141,10 +160,10 @@ impl RightIndex {
             MatchOrder::AtOrAfter => Some(rows.partition_point(|(rt, _)| *rt < t)).filter(|&i| i < rows.len()),
             MatchOrder::After => Some(rows.partition_point(|(rt, _)| *rt <= t)).filter(|&i| i < rows.len()),
         };
-        let row = rows[found?].1;
+        let (b, r) = rows[found?].1;
         match &self.ended {
-            Some(ended) if ended.value(row as usize) => None,
-            _ => Some(row),
+            Some(ended) if ended[b as usize].value(r as usize) => None,
+            _ => Some((b, r)),
         }
     }
 }
@@ -162,7 +181,7 @@ pub struct AsOfJoinExec {
 
 impl fmt::Debug for RightIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RightIndex({} rows, {} keys)", self.rows.num_rows(), self.by_key.len())
+        write!(f, "RightIndex({} batches, {} keys)", self.batches.len() - 1, self.by_key.len())
     }
 }
 
@@ -261,7 +280,7 @@ fn probe(spec: &AsOfSpec, index: &RightIndex, schema: &SchemaRef, batch: &Record
         None => None,
     };
     let mut left_idx: Vec<u32> = Vec::with_capacity(batch.num_rows());
-    let mut right_idx: Vec<Option<u32>> = Vec::with_capacity(batch.num_rows());
+    let mut right_at: Vec<(usize, usize)> = Vec::with_capacity(batch.num_rows());
     for (i, t) in time.iter().enumerate() {
         let found = match t {
             Some(t) if !keys.iter().any(|k| k.is_null(i)) => {
@@ -272,14 +291,15 @@ fn probe(spec: &AsOfSpec, index: &RightIndex, schema: &SchemaRef, batch: &Record
         };
         if found.is_some() || spec.left_outer {
             left_idx.push(i as u32);
-            right_idx.push(found);
+            let (b, r) = found.unwrap_or_else(|| index.no_match());
+            right_at.push((b as usize, r as usize));
         }
     }
     let left_idx = UInt32Array::from(left_idx);
-    let right_idx = UInt32Array::from(right_idx);
     let mut columns: Vec<ArrayRef> = batch.columns().iter().map(|c| take(c.as_ref(), &left_idx, None)).collect::<std::result::Result<_, _>>()?;
-    for (c, field) in index.rows.columns().iter().zip(schema.fields().iter().skip(batch.num_columns())) {
-        let taken = if index.rows.num_rows() == 0 { new_null_array(field.data_type(), right_idx.len()) } else { take(c.as_ref(), &right_idx, None)? };
+    for (c, field) in schema.fields().iter().skip(batch.num_columns()).enumerate() {
+        let sources: Vec<&dyn Array> = index.batches.iter().map(|b| b.column(c).as_ref()).collect();
+        let taken = interleave(&sources, &right_at)?;
         columns.push(if taken.data_type() == field.data_type() { taken } else { cast(&taken, field.data_type())? });
     }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
