@@ -5,7 +5,9 @@
 //! - row writes with Postgres constraint semantics (NOT NULL, primary key uniqueness,
 //!   `ON CONFLICT`), turned into atomic storage [`nowdb_storage::WriteSet`]s ([`write`]);
 //! - DataFusion `SchemaProvider` / `TableProvider`s with projection and filter pushdown:
-//!   primary-key point reads and per-batch min/max pruning ([`provider`]);
+//!   primary-key point reads and per-batch min/max pruning ([`provider`]), and views'
+//!   history: its stored format and its reads (`view_history`, `view_as_of`, the changes
+//!   temporal joins read) ([`provider::history`]);
 //! - model definitions and their ONNX bytes ([`models`]);
 //! - the pg_catalog / information_schema emulation clients introspect ([`pg`]).
 //!

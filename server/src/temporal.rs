@@ -54,19 +54,21 @@ pub fn mentions(sql: &str) -> bool {
     upper.contains("ASOF") || upper.contains("SYSTEM_TIME")
 }
 
-/// Parses `sql` (which [`mentions`] time travel) into plannable statements.
-pub fn parse(sql: &str, catalog: &Catalog) -> NowResult<Vec<Statement>> {
+/// Parses `sql` (which [`mentions`] time travel) into plannable statements; `None` when it
+/// uses none after all (a column named `asof`, say).
+pub fn parse(sql: &str, catalog: &Catalog) -> NowResult<Option<Vec<Statement>>> {
     let dialect = TimeTravelDialect(PostgreSqlDialect {});
     let (text, asof_joins) = unmark_asof(sql, &dialect)?;
     let mut statements = Parser::new(&dialect).try_with_sql(&text)?.parse_statements()?;
-    let mut rewriter = Rewriter { catalog, asof_joins, dialect: &dialect };
+    let found = !asof_joins.is_empty();
+    let mut rewriter = Rewriter { catalog, asof_joins, dialect: &dialect, rewritten: found };
     for s in &mut statements {
         rewriter.statement(s)?;
     }
     if !rewriter.asof_joins.is_empty() {
         return Err(NowError::Unsupported("ASOF JOIN here (it joins relations in a FROM clause)".into()));
     }
-    Ok(statements)
+    Ok(rewriter.rewritten.then_some(statements))
 }
 
 /// Blanks out the `ASOF` of DuckDB-style `ASOF [LEFT [OUTER]] JOIN` (leaving every other
@@ -127,6 +129,8 @@ struct Rewriter<'a> {
     /// Where DuckDB-style ASOF joins' relations start.
     asof_joins: Vec<Location>,
     dialect: &'a TimeTravelDialect,
+    /// Whether any time-travel syntax was rewritten.
+    rewritten: bool,
 }
 
 impl Rewriter<'_> {
@@ -203,6 +207,7 @@ impl Rewriter<'_> {
             _ => None,
         };
         if let Some(time) = temporal {
+            self.rewritten = true;
             if let TableFactor::Table { version, .. } = &mut join.relation {
                 *version = None;
             }
@@ -214,6 +219,7 @@ impl Rewriter<'_> {
             return self.mark(join, "ASOF JOIN", |cond| format!("nowdb_asof({cond})"));
         }
         if let JoinOperator::AsOf { match_condition, constraint } = &join.join_operator {
+            self.rewritten = true;
             let JoinConstraint::On(cond) = constraint else {
                 return Err(NowError::Syntax("ASOF JOIN ... MATCH_CONDITION (...) needs an ON condition".into()));
             };
@@ -241,7 +247,8 @@ impl Rewriter<'_> {
     }
 
     /// `t FOR SYSTEM_TIME AS OF <constant>`.
-    fn as_of_constant(&self, r: &mut TableFactor) -> NowResult<()> {
+    fn as_of_constant(&mut self, r: &mut TableFactor) -> NowResult<()> {
+        self.rewritten = true;
         let TableFactor::Table { name, alias, version: Some(version), args: None, .. } = r else {
             return Err(NowError::Unsupported("FOR SYSTEM_TIME AS OF on a table function".into()));
         };

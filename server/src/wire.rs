@@ -87,10 +87,15 @@ impl Parser {
 
     /// Postgres SQL, with nowdb's time-travel syntax where it is used.
     fn parse_sql(&self, sql: &str) -> NowResult<Vec<Parsed>> {
-        let statements = if crate::temporal::mentions(sql) {
-            crate::temporal::parse(sql, self.engine.catalog())?.into_iter().map(|s| self.sql.rewrite(s)).collect()
-        } else {
-            self.sql.parse(sql)?
+        let time_travel = match crate::temporal::mentions(sql) {
+            true => crate::temporal::parse(sql, self.engine.catalog()),
+            false => Ok(None),
+        };
+        let statements = match time_travel {
+            Ok(Some(statements)) => statements.into_iter().map(|s| self.sql.rewrite(s)).collect(),
+            Ok(None) => self.sql.parse(sql)?,
+            // Not time travel after all (e.g. a column named `asof`), or a real error.
+            Err(e) => self.sql.parse(sql).map_err(|_| e)?,
         };
         Ok(statements.into_iter().map(|s| Parsed::Sql(Box::new(s))).collect())
     }

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use futures::{SinkExt, TryStreamExt};
 use nowdb_tests::TestServer;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
+
+use crate::protocol::rows_of;
 
 use crate::views::Rng;
 
@@ -33,16 +35,6 @@ fn base_time() -> chrono::NaiveDateTime {
     chrono::NaiveDate::from_ymd_opt(2026, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("date")
 }
 
-fn text_rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
-            _ => None,
-        })
-        .collect()
-}
-
 async fn copy_events(c: &Client, rows: &[(u64, f64, chrono::NaiveDateTime)]) {
     let sink = c.copy_in("COPY events (user_id, amount, ts) FROM STDIN").await.unwrap();
     futures::pin_mut!(sink);
@@ -53,7 +45,7 @@ async fn copy_events(c: &Client, rows: &[(u64, f64, chrono::NaiveDateTime)]) {
 
 /// The training set for the recorded (key, time) pairs, through the temporal joins.
 async fn training_sets(c: &Client) -> (Vec<Answer>, Vec<Answer>) {
-    let by_user = text_rows(
+    let by_user = rows_of(
         &c.simple_query(
             "SELECT l.step, l.user_id, f.n, f.total, f.lo, f.hi, f.last_amount FROM labels l \
              LEFT JOIN feat FOR SYSTEM_TIME AS OF l.ts AS f ON f.user_id = l.user_id ORDER BY l.step, l.user_id",
@@ -61,7 +53,7 @@ async fn training_sets(c: &Client) -> (Vec<Answer>, Vec<Answer>) {
         .await
         .unwrap(),
     );
-    let by_tier = text_rows(
+    let by_tier = rows_of(
         &c.simple_query(
             "SELECT l.step, l.tier, f.n, f.total FROM tier_labels l \
              LEFT JOIN tier_feat FOR SYSTEM_TIME AS OF l.ts AS f ON f.tier = l.tier ORDER BY l.step, l.tier",
@@ -182,7 +174,7 @@ async fn point_in_time_join_reproduces_online_lookups() {
     assert_eq!(normalize(tiers), online_tiers, "after restart");
 
     // The join is planned as an ASOF join over the history, never a nested loop.
-    let plan = text_rows(
+    let plan = rows_of(
         &c.simple_query("EXPLAIN SELECT l.step, f.n FROM labels l JOIN feat FOR SYSTEM_TIME AS OF l.ts AS f ON f.user_id = l.user_id")
             .await
             .unwrap(),
@@ -220,9 +212,15 @@ async fn exports_are_read_back_by_duckdb() {
             .collect();
         copy_events(&c, &rows).await;
     }
+    // An event table as of a time reads only the stored batches that can hold it.
+    let plan = rows_of(
+        &c.simple_query("EXPLAIN ANALYZE SELECT count(*) FROM events FOR SYSTEM_TIME AS OF TIMESTAMP '2026-01-01 01:00:00'").await.unwrap(),
+    );
+    let plan: String = plan.into_iter().flatten().flatten().collect::<Vec<_>>().join("\n");
+    assert!(plan.contains("entries_read=2, batches_pruned=23"), "{plan}");
     let at = "2026-01-01 05:00:00";
     let query = format!("SELECT * FROM feat FOR SYSTEM_TIME AS OF TIMESTAMP '{at}'");
-    let expected = text_rows(&c.simple_query(&format!("SELECT count(*), sum(n), sum(total) FROM ({query})")).await.unwrap());
+    let expected = rows_of(&c.simple_query(&format!("SELECT count(*), sum(n), sum(total) FROM ({query})")).await.unwrap());
     let n = c.execute(&format!("COPY ({query}) TO 'pit/feat.parquet' (FORMAT parquet)"), &[]).await.unwrap();
     assert_eq!(n, 500);
     c.batch_execute(&format!("COPY ({query}) TO 'pit/feat.csv' (FORMAT csv, HEADER)")).await.unwrap();
@@ -252,5 +250,5 @@ async fn exports_are_read_back_by_duckdb() {
     assert_eq!(err.as_db_error().unwrap().code().code(), "42501");
     let names: Vec<String> = std::fs::read_dir(dir.join("pit")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
-    assert_eq!(text_rows(&c.simple_query("SELECT 1").await.unwrap()), vec![vec![Some("1".into())]]);
+    assert_eq!(rows_of(&c.simple_query("SELECT 1").await.unwrap()), vec![vec![Some("1".into())]]);
 }

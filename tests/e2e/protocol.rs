@@ -5,7 +5,7 @@ use futures::{SinkExt, TryStreamExt};
 use nowdb_tests::TestServer;
 use tokio_postgres::SimpleQueryMessage;
 
-fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+pub(crate) fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
     messages
         .iter()
         .filter_map(|m| match m {

@@ -1,11 +1,13 @@
 //! # nowdb-udfs
 //!
-//! Owns nowdb's pure SQL functions: Arrow in, Arrow out, no storage and no I/O. The server
-//! calls [`register_all`] once per query context. Today that is the event-time window table
-//! functions `TUMBLE` and `HOP` ([`window`]), whose kernel the view engine shares.
+//! Owns nowdb's pure SQL functions and operators: Arrow in, Arrow out, no storage and no
+//! I/O. The server calls [`register_all`] once per query context. Today that is the
+//! event-time window table functions `TUMBLE` and `HOP` ([`window`]), whose kernel the view
+//! engine shares, and the ASOF join ([`asof`]: its logical node, the analyzer rule that plans
+//! marked joins as it, `AsOfJoinExec`, and the query planner that plans it).
 //!
-//! It must not depend on the catalog, storage or models: the window functions find tables
-//! through a resolver the caller passes in.
+//! It must not depend on the catalog, storage or models: the window functions find tables,
+//! and temporal joins find view histories, through resolvers the caller passes in.
 
 pub mod asof;
 pub mod window;

@@ -2,7 +2,7 @@
 //!
 //! The right side is read once (whatever the number of left partitions) and indexed, its
 //! batches kept as they came: per key (the equality columns in Arrow's row format), its
-//! rows' `(time, location)` sorted by time. Each left batch then costs one hash lookup and one binary search per row,
+//! rows' `(time, location)` sorted by time, laid out in one array. Each left batch then costs one hash lookup and one binary search per row,
 //! and one `take` per output column.
 
 use std::collections::HashMap;
@@ -97,8 +97,13 @@ struct RightIndex {
     /// The right batches, output columns only, then one all-NULL row (unmatched left rows
     /// point at it).
     batches: Vec<RecordBatch>,
-    /// Per key: (time, location) sorted by time, then by arrival.
-    by_key: HashMap<Vec<u8>, Vec<(i64, Location)>, ahash::RandomState>,
+    /// Each key's group number.
+    groups: HashMap<Vec<u8>, u32, ahash::RandomState>,
+    /// Group `g`'s rows are `rows[starts[g]..starts[g + 1]]`.
+    starts: Vec<u32>,
+    /// (time, location) of every indexed row, by group, each group sorted by time, then by
+    /// arrival.
+    rows: Vec<(i64, Location)>,
     /// Which rows are ends, per batch, for temporal joins.
     ended: Option<Vec<BooleanArray>>,
     converter: Option<RowConverter>,
@@ -106,11 +111,14 @@ struct RightIndex {
 
 impl RightIndex {
     fn build(spec: &AsOfSpec, schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Self> {
-        let mut by_key: HashMap<Vec<u8>, Vec<(i64, Location)>, ahash::RandomState> = HashMap::default();
+        let mut groups: HashMap<Vec<u8>, u32, ahash::RandomState> = HashMap::default();
         let mut converter: Option<RowConverter> = None;
         let mut ended = spec.ended.as_ref().map(|_| Vec::with_capacity(batches.len()));
         let mut kept = Vec::with_capacity(batches.len() + 1);
         let output: Vec<usize> = (0..spec.right_output).collect();
+        // First pass: each row's group, and the groups' sizes.
+        let mut entries: Vec<(u32, i64, Location)> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+        let mut sizes: Vec<u32> = Vec::new();
         for (b, batch) in batches.iter().enumerate() {
             let time = times(&eval(&spec.right_time, batch)?)?;
             let keys: Vec<ArrayRef> = spec.on.iter().map(|(_, r)| eval(r, batch)).collect::<Result<_>>()?;
@@ -124,26 +132,46 @@ impl RightIndex {
                     continue;
                 }
                 let key = rows.as_ref().map_or(&[][..], |r| r.row(i).data());
-                let at = (*t, (b as u32, i as u32));
-                match by_key.get_mut(key) {
-                    Some(v) => v.push(at),
+                let g = match groups.get(key) {
+                    Some(&g) => g,
                     None => {
-                        by_key.insert(key.to_vec(), vec![at]);
+                        let g = sizes.len() as u32;
+                        groups.insert(key.to_vec(), g);
+                        sizes.push(0);
+                        g
                     }
-                }
+                };
+                sizes[g as usize] += 1;
+                entries.push((g, *t, (b as u32, i as u32)));
             }
             if let (Some(ended), Some(e)) = (ended.as_mut(), &spec.ended) {
                 ended.push(eval(e, batch)?.as_boolean().clone());
             }
             kept.push(batch.project(&output)?);
         }
-        for v in by_key.values_mut() {
-            v.sort_unstable();
+        // Second pass: rows laid out by group, then each group sorted (arrival order is
+        // usually time order already, which the sort finds quickly).
+        let mut starts = Vec::with_capacity(sizes.len() + 1);
+        let mut total = 0u32;
+        for size in &sizes {
+            starts.push(total);
+            total += size;
+        }
+        starts.push(total);
+        let mut next = starts.clone();
+        let mut rows = vec![(0i64, (0u32, 0u32)); total as usize];
+        for (g, t, at) in entries {
+            let slot = &mut next[g as usize];
+            rows[*slot as usize] = (t, at);
+            *slot += 1;
+        }
+        for g in 0..sizes.len() {
+            rows[starts[g] as usize..starts[g + 1] as usize].sort_unstable();
         }
         let nullable: Vec<_> = schema.project(&output)?.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
         let nulls = nullable.iter().map(|f| new_null_array(f.data_type(), 1)).collect();
         kept.push(RecordBatch::try_new(Arc::new(datafusion::arrow::datatypes::Schema::new(nullable)), nulls)?);
-        Ok(Self { batches: kept, by_key, ended, converter })
+        Ok(Self { batches: kept, groups, starts, rows, ended, converter })
     }
 
     /// Where the unmatched point: the all-NULL row.
@@ -153,7 +181,8 @@ impl RightIndex {
 
     /// The right row matching a left row with key `key` at time `t`.
     fn find(&self, key: &[u8], t: i64, order: MatchOrder) -> Option<Location> {
-        let rows = self.by_key.get(key)?;
+        let g = *self.groups.get(key)? as usize;
+        let rows = &self.rows[self.starts[g] as usize..self.starts[g + 1] as usize];
         let found = match order {
             MatchOrder::AtOrBefore => rows.partition_point(|(rt, _)| *rt <= t).checked_sub(1),
             MatchOrder::Before => rows.partition_point(|(rt, _)| *rt < t).checked_sub(1),
@@ -181,7 +210,7 @@ pub struct AsOfJoinExec {
 
 impl fmt::Debug for RightIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RightIndex({} batches, {} keys)", self.batches.len() - 1, self.by_key.len())
+        write!(f, "RightIndex({} batches, {} keys)", self.batches.len() - 1, self.groups.len())
     }
 }
 
