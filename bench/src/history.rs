@@ -62,7 +62,7 @@ pub async fn write_overhead(sys: &PgSystem, scale: Scale) -> std::result::Result
 type TrainingRow = (i64, i64, Option<i64>, Option<f64>);
 
 /// Timed runs per side; the best is reported (both sides, the same way).
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 /// `versions` events over `keys` users (one view version each: no COPY chunk repeats a
 /// user), `labels` labels at random times; then the point-in-time join in nowdb and DuckDB's
