@@ -9,6 +9,8 @@ use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
 use datafusion::logical_expr::{LogicalPlan, WriteOp};
 use datafusion::sql::sqlparser::ast::{
     CopySource, CopyTarget, Expr as SqlExpr, OnConflict, Reset, Set, Statement,
@@ -103,6 +105,9 @@ pub enum Outcome {
     /// COPY TO STDOUT: rows to encode in the given format, as the query produces them.
     CopyOut(SchemaRef, BatchStream, copy::format::CopyFormat),
 }
+
+/// Bytes of a `COPY ... TO STDOUT` result computed before the first row is sent.
+const COPY_BUFFER: usize = 16 << 20;
 
 /// A query's batches as they are produced.
 pub struct BatchStream(pub SendableRecordBatchStream);
@@ -450,7 +455,22 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
                             Ok(Outcome::Command(Tag::new("COPY").with_rows(rows as usize)))
                         }
                         _ if format.parquet => Err(NowError::Unsupported("COPY TO STDOUT in FORMAT parquet is not supported; write it to a file (COPY ... TO 'file.parquet')".into())),
-                        _ => Ok(Outcome::CopyOut(schema, BatchStream(batches), format)),
+                        _ => {
+                            // Up to COPY_BUFFER bytes of rows are computed before answering, so
+                            // that an error there is a clean ErrorResponse rather than one in
+                            // the middle of the COPY data; larger results stream from there.
+                            let mut batches = batches;
+                            let mut ahead = Vec::new();
+                            let mut bytes = 0;
+                            while bytes < COPY_BUFFER {
+                                let Some(batch) = batches.next().await.transpose()? else { break };
+                                bytes += batch.get_array_memory_size();
+                                ahead.push(Ok(batch));
+                            }
+                            let rest = futures::stream::iter(ahead).chain(batches);
+                            let stream = RecordBatchStreamAdapter::new(schema.clone(), rest);
+                            Ok(Outcome::CopyOut(schema, BatchStream(Box::pin(stream)), format))
+                        }
                     }
                 }
                 (false, CopyTarget::Stdout, _) | (true, CopyTarget::Stdin, _) => {

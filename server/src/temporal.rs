@@ -95,7 +95,7 @@ fn unmark_asof(sql: &str, dialect: &TimeTravelDialect) -> NowResult<(String, Vec
         while words.get(j).is_some_and(|(_, t)| matches!(keyword(t), Keyword::LEFT | Keyword::OUTER | Keyword::INNER)) {
             j += 1;
         }
-        if !words.get(j).is_some_and(|(_, t)| keyword(t) == Keyword::JOIN) {
+        if words.get(j).is_none_or(|(_, t)| keyword(t) != Keyword::JOIN) {
             continue;
         }
         let Some((rel, _)) = words.get(j + 1) else { continue };

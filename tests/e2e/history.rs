@@ -104,10 +104,10 @@ async fn point_in_time_join_reproduces_online_lookups() {
             }
         }
         // Dimension changes, stamped at the stream's current time.
-        if rng.next() % 4 == 0 {
+        if rng.next().is_multiple_of(4) {
             let user = 1 + rng.next() % USERS;
             let tier = TIERS[(rng.next() % 3) as usize];
-            if rng.next() % 5 == 0 {
+            if rng.next().is_multiple_of(5) {
                 c.execute("DELETE FROM users WHERE user_id = $1", &[&(user as i64)]).await.unwrap();
             } else {
                 c.execute(
@@ -245,6 +245,12 @@ async fn exports_are_read_back_by_duckdb() {
     let stdout: Vec<u8> = chunks.concat();
     assert_eq!(std::fs::read(dir.join("events.txt")).unwrap(), stdout);
     assert_eq!(stdout.iter().filter(|&&b| b == b'\n').count(), 50_000);
+    // A COPY TO STDOUT that fails part way is a clean error.
+    let err = match c.copy_out("COPY (SELECT 100 / (user_id - 250) FROM events) TO STDOUT").await {
+        Ok(stream) => stream.try_collect::<Vec<Bytes>>().await.unwrap_err(),
+        Err(e) => e,
+    };
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("22012"), "{err}");
     // Nothing is left half-written, and the connection is usable after a refused path.
     let err = c.batch_execute("COPY events TO '../../escape.csv'").await.unwrap_err();
     assert_eq!(err.as_db_error().unwrap().code().code(), "42501");
