@@ -115,16 +115,8 @@ pub async fn pit_join(sys: &PgSystem, scale: Scale, python: &Path, export_dir: &
     )
     .await
     .map_err(|e| e.to_string())?;
-    let out = std::process::Command::new(python)
-        .arg("bench/pit_duckdb.py")
-        .arg(export_dir.join("pit"))
-        .arg(RUNS.to_string())
-        .output()
-        .map_err(|e| format!("bench/pit_duckdb.py: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("bench/pit_duckdb.py failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let duck: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("bench/pit_duckdb.py output: {e}"))?;
+    let args = [export_dir.join("pit").display().to_string(), RUNS.to_string()];
+    let duck = crate::peers::python_baseline(python, "pit_duckdb.py", &args)?;
     let duck_secs = duck["seconds"].as_f64().ok_or("pit_duckdb.py: no seconds")?;
     let mut theirs: Vec<TrainingRow> = duck["rows"]
         .as_array()

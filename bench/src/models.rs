@@ -51,14 +51,8 @@ pub async fn batch_scoring(sys: &PgSystem, scale: Scale, python: &Path) -> std::
         sum = row.get::<_, f64>(0);
     }
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let out = std::process::Command::new(python)
-        .args(["bench/model_raw.py", MODEL, &scale.score_rows.to_string(), &BATCH.to_string(), &THREADS.to_string(), &workers.to_string()])
-        .output()
-        .map_err(|e| format!("bench/model_raw.py: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("bench/model_raw.py failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let raw: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("bench/model_raw.py output: {e}"))?;
+    let args = [MODEL.to_string(), scale.score_rows.to_string(), BATCH.to_string(), THREADS.to_string(), workers.to_string()];
+    let raw = crate::peers::python_baseline(python, "model_raw.py", &args)?;
     let raw_secs = raw["seconds"].as_f64().ok_or("model_raw.py: no seconds")?;
     let raw_sum = raw["sum"].as_f64().ok_or("model_raw.py: no sum")?;
     if (raw_sum - sum).abs() > 1e-4 * raw_sum.abs().max(1.0) {

@@ -11,6 +11,17 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
+/// Runs the Python baseline `script` (under bench/) with `args` and reads the one JSON
+/// value it prints.
+pub fn python_baseline(python: &Path, script: &str, args: &[String]) -> Result<serde_json::Value, String> {
+    let path = format!("bench/{script}");
+    let out = Command::new(python).arg(&path).args(args).output().map_err(|e| format!("{path}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{path} failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{path} output: {e}"))
+}
+
 fn wait_for_port(port: u16, what: &str, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {

@@ -14,7 +14,7 @@
 //! keyword never come here.
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Join, JoinConstraint, JoinOperator, Query, SetExpr, Statement, TableFactor, TableVersion,
+    Expr, Ident, Join, JoinConstraint, JoinOperator, Query, SetExpr, Statement, TableFactor, TableVersion,
     TableWithJoins,
 };
 use datafusion::sql::sqlparser::dialect::{Dialect, PostgreSqlDialect};
@@ -262,17 +262,17 @@ impl Rewriter<'_> {
         }
         let table_name = crate::ddl::table_name(name)?;
         let table = self.catalog.require(&table_name)?;
+        let quoted = |name: &str, q: char| Ident::with_quote(q, name).to_string();
         let alias = match alias {
             Some(a) if a.columns.is_empty() => a.name.to_string(),
             Some(a) => format!("{}({})", a.name, a.columns.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")),
-            None => format!("\"{}\"", table_name.replace('"', "\"\"")),
+            None => quoted(&table_name, '"'),
         };
-        let quoted = table_name.replace('\'', "''");
         let sql = if table.is_view() {
-            format!("view_as_of('{quoted}', {at}) AS {alias}")
+            format!("view_as_of({}, {at}) AS {alias}", quoted(&table_name, '\''))
         } else if let (false, Some(col)) = (table.is_keyed(), table.def().event_time_column()) {
             let col = &table.def().columns[col].name;
-            format!("(SELECT * FROM \"{}\" WHERE \"{}\" <= {at}) AS {alias}", table_name.replace('"', "\"\""), col.replace('"', "\"\""))
+            format!("(SELECT * FROM {} WHERE {} <= {at}) AS {alias}", quoted(&table_name, '"'), quoted(col, '"'))
         } else {
             return Err(NowError::Unsupported(format!(
                 "FOR SYSTEM_TIME AS OF on \"{table_name}\": only materialized views (which keep their history) and event tables with a timestamp column can be read as of a time"

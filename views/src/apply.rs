@@ -426,7 +426,7 @@ fn write_rows(t: &ViewTarget<'_>, removed: Option<(Rows, Vec<i64>)>, added: Opti
             }
             _ => None,
         };
-        let versions = history::Versions { ended: ended.as_ref().map(|(r, s)| (r, s.clone())), written: added.as_ref().map(|(a, s)| (a, s.as_slice())) };
+        let versions = history::Versions { ended: ended.as_ref().map(|(r, s)| (r, s.as_slice())), written: added.as_ref().map(|(a, s)| (a, s.as_slice())) };
         let max = history::append(ws, t.id, t.stamping.seq, t.stored, versions)?;
         applied.max_stamp = applied.max_stamp.max(max);
     }

@@ -71,7 +71,7 @@ impl Stamping {
 /// Versions of one change: rows that ended (with their last values) and rows written.
 pub struct Versions<'a> {
     /// Rows that stopped existing, with their stamps.
-    pub ended: Option<(&'a RowSet, Vec<i64>)>,
+    pub ended: Option<(&'a RowSet, &'a [i64])>,
     /// Rows written, with their stamps.
     pub written: Option<(&'a RowSet, &'a [i64])>,
 }
@@ -82,13 +82,8 @@ pub fn append(ws: &mut WriteSet, view: u32, seq: u64, stored: &SchemaRef, versio
     let schema = batch_schema(stored);
     let mut parts = Vec::with_capacity(2);
     let mut max = None;
-    for (rows, stamps, ended) in versions
-        .ended
-        .as_ref()
-        .map(|(r, s)| (*r, s.as_slice(), true))
-        .into_iter()
-        .chain(versions.written.map(|(r, s)| (r, s, false)))
-    {
+    let sides = [(versions.ended, true), (versions.written, false)];
+    for (rows, stamps, ended) in sides.into_iter().filter_map(|(side, ended)| side.map(|(r, s)| (r, s, ended))) {
         if rows.ids.is_empty() {
             continue;
         }
@@ -124,15 +119,8 @@ pub fn next_seq(store: &dyn Store, view: u32) -> Result<u64> {
 pub fn purge_before(store: &dyn Store, view: u32, horizon: i64) -> Result<u64> {
     let mut old: Vec<(Vec<u8>, RecordBatch)> = Vec::new();
     let mut newer_keys: Vec<Vec<u8>> = Vec::new();
-    let mut failure = None;
     store.scan(Cf::History, &keys::table_start(view), &keys::table_end(view), &mut |k, v| {
-        let batch = match codec::decode_batch(v) {
-            Ok(b) => b,
-            Err(e) => {
-                failure = Some(e);
-                return Ok(ScanControl::Stop);
-            }
-        };
+        let batch = codec::decode_batch(v)?;
         let from = batch.column(batch.num_columns() - 2).as_primitive::<Int64Type>();
         if newer_keys.is_empty() && from.values().iter().all(|&t| t <= horizon) {
             old.push((k.to_vec(), batch));
@@ -143,9 +131,6 @@ pub fn purge_before(store: &dyn Store, view: u32, horizon: i64) -> Result<u64> {
         }
         Ok(ScanControl::Continue)
     })?;
-    if let Some(e) = failure {
-        return Err(e.into());
-    }
     let versions: usize = old.iter().map(|(_, b)| b.num_rows()).sum();
     if old.len() < 2 && versions == old.first().map_or(0, |(_, b)| distinct_keys(b)) {
         return Ok(0);
@@ -231,7 +216,7 @@ mod tests {
         ];
         for (seq, (r, stamps, ended)) in steps.iter().enumerate() {
             let mut ws = WriteSet::new();
-            let v = if *ended { Versions { ended: Some((r, stamps.clone())), written: None } } else { Versions { ended: None, written: Some((r, stamps)) } };
+            let v = if *ended { Versions { ended: Some((r, stamps)), written: None } } else { Versions { ended: None, written: Some((r, stamps)) } };
             append(&mut ws, 7, seq as u64, &stored, v).unwrap();
             store.write(ws).unwrap();
         }

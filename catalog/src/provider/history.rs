@@ -82,21 +82,12 @@ pub(crate) fn read(table: &Table, read: HistoryRead, counters: &ScanCounters) ->
     let id = table.def().id;
     let stored = batch_schema(table.schema());
     let mut batches = Vec::new();
-    let mut failure = None;
     table.store().scan(Cf::History, &keys::table_start(id), &keys::table_end(id), &mut |_, v| {
         counters.entries_read.fetch_add(1, Ordering::Relaxed);
-        match codec::decode_batch(v).and_then(|b| Ok(RecordBatch::try_new(stored.clone(), b.columns().to_vec())?)) {
-            Ok(b) => batches.push(b),
-            Err(e) => {
-                failure = Some(e);
-                return Ok(ScanControl::Stop);
-            }
-        }
+        let batch = codec::decode_batch(v)?;
+        batches.push(RecordBatch::try_new(stored.clone(), batch.columns().to_vec())?);
         Ok(ScanControl::Continue)
     })?;
-    if let Some(e) = failure {
-        return Err(e.into());
-    }
     let out = read_schema(table.schema(), read);
     let n = table.schema().fields().len();
     let view_columns = |b: &RecordBatch| -> Vec<ArrayRef> { b.columns()[1..=n].to_vec() };
@@ -140,16 +131,18 @@ pub(crate) fn read(table: &Table, read: HistoryRead, counters: &ScanCounters) ->
                 ],
                 None,
             )?;
-            let sorted = RecordBatch::try_new(stored.clone(), all.columns().iter().map(|c| take(c.as_ref(), &order, None)).collect::<std::result::Result<Vec<_>, _>>()?)?;
-            let ids = sorted.column(0).as_binary::<i32>();
-            let from = sorted.column(n + 1).as_primitive::<Int64Type>();
-            let ended = sorted.column(n + 2).as_boolean();
-            // Each version lasts until the row's next one; ends are not versions, nor are
-            // versions replaced at the time they were made (valid for no time at all).
+            let ids = all.column(0).as_binary::<i32>();
+            let from = all.column(n + 1).as_primitive::<Int64Type>();
+            let ended = all.column(n + 2).as_boolean();
+            // In that order, each version lasts until the row's next one; ends are not
+            // versions, nor are versions replaced at the time they were made (valid for no
+            // time at all).
+            let order = order.values();
             let mut keep = Vec::new();
             let mut to = Vec::new();
-            for i in 0..sorted.num_rows() {
-                let next = (i + 1 < sorted.num_rows() && ids.value(i + 1) == ids.value(i)).then(|| from.value(i + 1));
+            for (pos, &i) in order.iter().enumerate() {
+                let i = i as usize;
+                let next = order.get(pos + 1).map(|&j| j as usize).filter(|&j| ids.value(j) == ids.value(i)).map(|j| from.value(j));
                 if ended.value(i) || next == Some(from.value(i)) {
                     continue;
                 }
@@ -157,8 +150,8 @@ pub(crate) fn read(table: &Table, read: HistoryRead, counters: &ScanCounters) ->
                 to.push(next);
             }
             let idx = UInt32Array::from(keep);
-            let mut cols = view_columns(&sorted).iter().map(|c| take(c.as_ref(), &idx, None)).collect::<std::result::Result<Vec<_>, _>>()?;
-            cols.push(take(from_col(&sorted)?.as_ref(), &idx, None)?);
+            let mut cols = view_columns(&all).iter().map(|c| take(c.as_ref(), &idx, None)).collect::<std::result::Result<Vec<_>, _>>()?;
+            cols.push(take(from_col(&all)?.as_ref(), &idx, None)?);
             cols.push(Arc::new(TimestampMicrosecondArray::from(to)));
             Ok(vec![RecordBatch::try_new_with_options(out, cols, &RecordBatchOptions::new().with_row_count(Some(idx.len())))?])
         }
