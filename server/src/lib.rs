@@ -18,6 +18,7 @@ pub mod extensions;
 pub mod model_sql;
 pub mod naming;
 pub mod paths;
+pub mod pgtext;
 pub mod server;
 pub mod session;
 pub mod settings;

@@ -13,23 +13,57 @@ use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr, S
 
 use crate::ddl::ident_name;
 
-/// The row type clients see: `schema` with Postgres names for the top-level select list's
-/// unaliased expressions.
-pub fn client_schema(stmt: &Statement, schema: SchemaRef) -> SchemaRef {
-    let Some(names) = select_list_names(stmt) else { return schema };
-    if names.len() != schema.fields().len() || names.iter().all(Option::is_none) {
-        return schema;
+/// A top-level query ready for DataFusion, and the column names its clients see.
+pub struct OutputNames {
+    /// The statement to plan: the original, or one whose select list is aliased to unique
+    /// internal names when Postgres' names repeat (`SELECT x, x::real`, `SELECT a.id, b.id`),
+    /// which DataFusion refuses and Postgres allows.
+    pub stmt: Statement,
+    names: Option<Vec<Option<String>>>,
+}
+
+impl OutputNames {
+    /// Names for `stmt`'s top-level select list (when it has no wildcard).
+    pub fn of(stmt: &Statement) -> Self {
+        let names = select_list_names(stmt);
+        let Some(items) = names.as_ref() else { return Self { stmt: stmt.clone(), names } };
+        let seen: Vec<String> = items.iter().map(|n| n.clone().unwrap_or_default()).collect();
+        let mut unique = std::collections::HashSet::new();
+        if seen.iter().all(|n| unique.insert(n.as_str())) {
+            return Self { stmt: stmt.clone(), names };
+        }
+        let mut stmt = stmt.clone();
+        if let Statement::Query(q) = &mut stmt {
+            if let SetExpr::Select(select) = q.body.as_mut() {
+                for (i, item) in select.projection.iter_mut().enumerate() {
+                    let expr = match item {
+                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+                        _ => continue,
+                    };
+                    *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', format!("{}#{i}", seen[i])) };
+                }
+            }
+        }
+        Self { stmt, names: Some(seen.into_iter().map(Some).collect()) }
     }
-    let fields: Vec<_> = schema
-        .fields()
-        .iter()
-        .zip(names)
-        .map(|(f, name)| match name {
-            Some(n) => Arc::new(f.as_ref().clone().with_name(n)),
-            None => f.clone(),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+
+    /// The row type clients see: `schema` with Postgres names for the select list's items.
+    pub fn client_schema(&self, schema: SchemaRef) -> SchemaRef {
+        let Some(names) = self.names.as_ref() else { return schema };
+        if names.len() != schema.fields().len() || names.iter().all(Option::is_none) {
+            return schema;
+        }
+        let fields: Vec<_> = schema
+            .fields()
+            .iter()
+            .zip(names)
+            .map(|(f, name)| match name {
+                Some(n) => Arc::new(f.as_ref().clone().with_name(n)),
+                None => f.clone(),
+            })
+            .collect();
+        Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    }
 }
 
 /// `query` with Postgres' names made explicit (`count(*)` becomes `count(*) AS count`): a
@@ -48,6 +82,7 @@ pub fn alias_unnamed(query: &Query) -> Query {
     q
 }
 
+/// Each select-list item's output name as Postgres gives it; `None` with a wildcard.
 fn select_list_names(stmt: &Statement) -> Option<Vec<Option<String>>> {
     let Statement::Query(query) = stmt else { return None };
     let SetExpr::Select(select) = query.body.as_ref() else { return None };
@@ -55,8 +90,10 @@ fn select_list_names(stmt: &Statement) -> Option<Vec<Option<String>>> {
         .projection
         .iter()
         .map(|item| match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(Some(ident_name(i))),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => Some(parts.last().map(ident_name)),
             SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
-            SelectItem::ExprWithAlias { .. } => Some(None),
+            SelectItem::ExprWithAlias { alias, .. } => Some(Some(ident_name(alias))),
             // A wildcard expands to an unknown number of columns: leave the names alone.
             _ => None,
         })

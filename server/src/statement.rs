@@ -128,11 +128,12 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
     let generation = session.engine().catalog().generation();
     let (kind, result) = match &stmt {
         Statement::Query(_) | Statement::Explain { .. } => {
-            let plan = dml::plan_statement(ctx, stmt.clone()).await?;
+            let names = crate::naming::OutputNames::of(&stmt);
+            let plan = dml::plan_statement(ctx, names.stmt.clone()).await?;
             if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)) {
                 return Err(NowError::Unsupported(format!("statement not supported: {stmt}")));
             }
-            let schema = crate::naming::client_schema(&stmt, Arc::new(plan.schema().as_arrow().clone()));
+            let schema = names.client_schema(Arc::new(plan.schema().as_arrow().clone()));
             (PlanKind::Query(plan), Some(schema))
         }
         Statement::Insert(insert) => {
@@ -454,7 +455,7 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
                             let rows = copy::export::write(path, schema, batches, format).await?;
                             Ok(Outcome::Command(Tag::new("COPY").with_rows(rows as usize)))
                         }
-                        _ if format.parquet => Err(NowError::Unsupported("COPY TO STDOUT in FORMAT parquet is not supported; write it to a file (COPY ... TO 'file.parquet')".into())),
+                        _ if format.kind == copy::format::CopyKind::Parquet => Err(NowError::Unsupported("COPY TO STDOUT in FORMAT parquet is not supported; write it to a file (COPY ... TO 'file.parquet')".into())),
                         _ => {
                             // Up to COPY_BUFFER bytes of rows are computed before answering, so
                             // that an error there is a clean ErrorResponse rather than one in

@@ -170,7 +170,12 @@ where
         Outcome::CopyOut(schema, batches, copy_format) => {
             let columns = schema.fields().len();
             let encoder = encode::CopyRowEncoder::new(schema, &copy_format)?;
-            Response::CopyOut(CopyResponse::new(0, columns, encode::copy_stream(batches.0, encoder)))
+            let format = i8::from(encoder.is_binary());
+            // Format 0 at construction: pgwire would append its own binary trailer, in a
+            // message of its own; the encoder ends the data as PostgreSQL does.
+            let mut response = CopyResponse::new(0, columns, encode::copy_stream(batches.0, encoder));
+            response.format = format;
+            Response::CopyOut(response)
         }
     })
 }

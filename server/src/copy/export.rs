@@ -19,7 +19,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tracing::info;
 
-use super::format::CopyFormat;
+use super::format::{CopyFormat, CopyKind};
 use crate::encode::CopyRowEncoder;
 use crate::error::{NowError, NowResult};
 
@@ -80,7 +80,7 @@ fn write_file(path: &Path, schema: SchemaRef, format: &CopyFormat, mut rx: mpsc:
     let tmp = temporary(path);
     let file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
     let mut rows = 0u64;
-    if format.parquet {
+    if format.kind == CopyKind::Parquet {
         let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
         let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| io_error(&tmp, e))?;
         while let Some(batch) = rx.blocking_recv() {
@@ -97,8 +97,8 @@ fn write_file(path: &Path, schema: SchemaRef, format: &CopyFormat, mut rx: mpsc:
                 out.write_all(&line.data).map_err(|e| io_error(&tmp, e))?;
             }
         }
-        if let Some(header) = encoder.finish() {
-            out.write_all(&header.data).map_err(|e| io_error(&tmp, e))?;
+        if let Some(end) = encoder.finish() {
+            out.write_all(&end.data).map_err(|e| io_error(&tmp, e))?;
         }
         out.into_inner().map_err(|e| io_error(&tmp, e.error()))?.sync_all().map_err(|e| io_error(&tmp, e))?;
     }

@@ -2,11 +2,24 @@
 
 use crate::error::{NowError, NowResult};
 
+/// COPY's data format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyKind {
+    /// Postgres' text format (tab-separated, `\N` for NULL).
+    Text,
+    /// CSV.
+    Csv,
+    /// Postgres' binary format (`PGCOPY` header, binary send form of each value).
+    Binary,
+    /// Parquet (only for `COPY ... TO 'file'`).
+    Parquet,
+}
+
 /// How COPY data is framed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyFormat {
-    /// CSV (true) or text (false).
-    pub csv: bool,
+    /// The data format; the framing options below apply to text and CSV.
+    pub kind: CopyKind,
     /// Field separator.
     pub delimiter: u8,
     /// The NULL marker (`\N` in text, empty in CSV).
@@ -17,19 +30,17 @@ pub struct CopyFormat {
     pub quote: u8,
     /// CSV escape character (inside quotes).
     pub escape: u8,
-    /// Parquet (only for `COPY ... TO 'file'`); the other fields do not apply.
-    pub parquet: bool,
 }
 
 impl CopyFormat {
     /// Postgres' text format defaults.
     pub fn text() -> Self {
-        Self { csv: false, delimiter: b'\t', null: "\\N".into(), header: false, quote: b'"', escape: b'"', parquet: false }
+        Self { kind: CopyKind::Text, delimiter: b'\t', null: "\\N".into(), header: false, quote: b'"', escape: b'"' }
     }
 
     /// Postgres' CSV format defaults.
     pub fn csv() -> Self {
-        Self { csv: true, delimiter: b',', null: String::new(), header: false, quote: b'"', escape: b'"', parquet: false }
+        Self { kind: CopyKind::Csv, delimiter: b',', null: String::new(), header: false, quote: b'"', escape: b'"' }
     }
 }
 
@@ -67,7 +78,7 @@ impl RecordSplitter {
         let bytes = std::mem::take(&mut self.pending);
         while i < bytes.len() {
             let b = bytes[i];
-            if self.format.csv {
+            if self.format.kind == CopyKind::Csv {
                 if in_quotes {
                     if b == self.format.escape && self.format.escape != self.format.quote && i + 1 < bytes.len() {
                         i += 2;
@@ -124,7 +135,7 @@ impl RecordSplitter {
             self.header_pending = false;
             return Ok(None);
         }
-        Ok(Some(if self.format.csv { self.csv_fields(text)? } else { self.text_fields(text)? }))
+        Ok(Some(if self.format.kind == CopyKind::Csv { self.csv_fields(text)? } else { self.text_fields(text)? }))
     }
 
     fn text_fields(&self, line: &str) -> NowResult<Vec<Option<String>>> {

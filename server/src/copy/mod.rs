@@ -12,7 +12,7 @@ use nowdb_catalog::write::{self, OnConflict};
 use nowdb_catalog::{CatalogError, Table};
 
 use crate::error::{NowError, NowResult};
-use format::{CopyFormat, RecordSplitter};
+use format::{CopyFormat, CopyKind, RecordSplitter};
 
 /// Rows converted to Arrow at a time while a COPY streams in.
 const CHUNK_ROWS: usize = 8192;
@@ -28,7 +28,8 @@ pub fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Now
             CopyOption::Format(name) => match name.value.to_ascii_lowercase().as_str() {
                 "csv" => f = CopyFormat { header: f.header, ..CopyFormat::csv() },
                 "text" => f = CopyFormat { header: f.header, ..CopyFormat::text() },
-                "parquet" => f = CopyFormat { parquet: true, ..CopyFormat::text() },
+                "binary" => f = CopyFormat { kind: CopyKind::Binary, ..CopyFormat::text() },
+                "parquet" => f = CopyFormat { kind: CopyKind::Parquet, ..CopyFormat::text() },
                 other => return Err(NowError::Unsupported(format!("COPY format \"{other}\" is not supported"))),
             },
             CopyOption::Header(h) => header = *h,
@@ -59,8 +60,8 @@ pub fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Now
             other => return Err(NowError::Unsupported(format!("COPY option {other} is not supported"))),
         }
     }
-    if f.parquet && (header || delimiter.is_some() || null.is_some()) {
-        return Err(NowError::Unsupported("COPY options HEADER, DELIMITER and NULL do not apply to FORMAT parquet".into()));
+    if matches!(f.kind, CopyKind::Binary | CopyKind::Parquet) && (delimiter.is_some() || null.is_some()) {
+        return Err(NowError::coded("42601", "cannot specify DELIMITER or NULL in BINARY or PARQUET mode"));
     }
     if let Some(d) = delimiter {
         f.delimiter = ascii(d)?;
@@ -68,7 +69,7 @@ pub fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Now
     if let Some(n) = null {
         f.null = n;
     }
-    if header && !f.csv && !f.parquet {
+    if header && f.kind != CopyKind::Csv {
         return Err(NowError::Unsupported("COPY HEADER is available only in CSV mode".into()));
     }
     f.header = header;
@@ -101,8 +102,8 @@ pub struct CopyIn {
 impl CopyIn {
     /// Starts a COPY into `table` of `columns` (all when empty).
     pub fn new(table: Arc<Table>, columns: Vec<String>, format: CopyFormat) -> NowResult<Self> {
-        if format.parquet {
-            return Err(NowError::Unsupported("COPY FROM STDIN in FORMAT parquet is not supported (text and csv are)".into()));
+        if matches!(format.kind, CopyKind::Binary | CopyKind::Parquet) {
+            return Err(NowError::Unsupported(format!("COPY FROM in FORMAT {:?} is not supported (text and csv are)", format.kind).to_lowercase()));
         }
         let def = table.def();
         let targets = if columns.is_empty() {

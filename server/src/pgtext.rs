@@ -1,0 +1,246 @@
+//! PostgreSQL's text output for the types whose rendering clients compare byte for byte:
+//! floats (`float8out`/`float4out`: shortest round-trip digits, `1e+20`, `Infinity`,
+//! `extra_float_digits`), timestamps and times (fractional seconds without trailing zeros,
+//! `+00` offsets). Results in the text format, COPY text/CSV and exports all use it, so
+//! `SELECT 2.0::float8` prints `2` as PostgreSQL does, not `2.0`.
+//!
+//! The wrappers implement both of pgwire's encodings: binary delegates to the inner value.
+
+use std::error::Error;
+use std::fmt::Write;
+
+use bytes::BytesMut;
+use chrono::{DateTime, FixedOffset, NaiveDateTime, NaiveTime, Timelike};
+use pgwire::types::format::FormatOptions;
+use pgwire::types::ToSqlText;
+use postgres_types::{IsNull, ToSql, Type};
+
+type BoxError = Box<dyn Error + Sync + Send>;
+
+/// `v` as PostgreSQL's `float8out` writes it with `extra_float_digits` = `extra`.
+pub fn float8(v: f64, extra: i8) -> String {
+    float_text(v, extra, 15, |v| format!("{v:e}"), |v, digits| format!("{v:.digits$e}"))
+}
+
+/// `v` as PostgreSQL's `float4out` writes it with `extra_float_digits` = `extra`.
+pub fn float4(v: f32, extra: i8) -> String {
+    float_text(v as f64, extra, 6, |_| format!("{v:e}"), |_, digits| format!("{v:.digits$e}"))
+}
+
+/// `dig` is DBL_DIG or FLT_DIG. With `extra` > 0 PostgreSQL prints the shortest exact
+/// digits (Ryu), in fixed notation when the decimal exponent is in [-4, dig); otherwise it
+/// prints `dig + extra` significant digits like printf's `%g`.
+fn float_text(v: f64, extra: i8, dig: i32, shortest: impl Fn(f64) -> String, rounded: impl Fn(f64, usize) -> String) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if extra > 0 {
+        // Shortest digits; `{:e}` gives them as `d.ddde<exp>`.
+        let s = shortest(v);
+        let (mantissa, exp) = split_exp(&s);
+        return place_point(mantissa, exp, exp < -4 || exp >= dig, false);
+    }
+    // %g with precision P = dig + extra: scientific when exp < -4 or exp >= P, trailing
+    // zeros removed.
+    let precision = (dig + extra as i32).max(1) as usize;
+    let s = rounded(v, precision - 1);
+    let (mantissa, exp) = split_exp(&s);
+    place_point(mantissa, exp, exp < -4 || exp >= precision as i32, true)
+}
+
+/// Splits Rust's `-1.25e-7` into (`-1.25`, -7).
+fn split_exp(s: &str) -> (&str, i32) {
+    match s.split_once('e') {
+        Some((m, e)) => (m, e.parse().unwrap_or(0)),
+        None => (s, 0),
+    }
+}
+
+/// Writes the digits of `mantissa` (`-d.ddd`) times 10^`exp` in fixed or PostgreSQL's
+/// scientific notation (`1.5e+20`, `1e-05`).
+fn place_point(mantissa: &str, exp: i32, scientific: bool, trim: bool) -> String {
+    let (sign, m) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let mut digits: String = m.chars().filter(|c| c.is_ascii_digit()).collect();
+    if trim {
+        while digits.len() > 1 && digits.ends_with('0') {
+            digits.pop();
+        }
+    }
+    let mut out = String::from(sign);
+    if scientific {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
+    } else if exp < 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
+        out.push_str(&digits);
+    } else {
+        let int_len = exp as usize + 1;
+        if digits.len() <= int_len {
+            out.push_str(&digits);
+            out.extend(std::iter::repeat_n('0', int_len - digits.len()));
+        } else {
+            out.push_str(&digits[..int_len]);
+            out.push('.');
+            out.push_str(&digits[int_len..]);
+        }
+    }
+    out
+}
+
+/// `t` as PostgreSQL writes a `time`: `HH:MM:SS` plus the non-zero fraction digits.
+pub fn time(t: NaiveTime) -> String {
+    let mut out = t.format("%H:%M:%S").to_string();
+    push_fraction(&mut out, t.nanosecond());
+    out
+}
+
+/// `ts` as PostgreSQL writes a `timestamp` in the ISO date style.
+pub fn timestamp(ts: NaiveDateTime) -> String {
+    let mut out = ts.format("%Y-%m-%d %H:%M:%S").to_string();
+    push_fraction(&mut out, ts.nanosecond());
+    out
+}
+
+/// `ts` as PostgreSQL writes a `timestamptz` in the ISO date style: the local time then the
+/// offset as `+HH`, or `+HH:MM` when it has minutes.
+pub fn timestamptz(ts: DateTime<FixedOffset>) -> String {
+    let mut out = timestamp(ts.naive_local());
+    let secs = ts.offset().local_minus_utc();
+    let (sign, secs) = if secs < 0 { ('-', -secs) } else { ('+', secs) };
+    let _ = write!(out, "{sign}{:02}", secs / 3600);
+    if secs % 3600 != 0 {
+        let _ = write!(out, ":{:02}", secs % 3600 / 60);
+    }
+    out
+}
+
+/// Appends `.ffffff` (microseconds, trailing zeros removed) when the fraction is non-zero.
+fn push_fraction(out: &mut String, nanos: u32) {
+    let micros = nanos / 1000;
+    if micros != 0 {
+        let frac = format!("{micros:06}");
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+}
+
+/// A value with PostgreSQL's text rendering (binary is the inner value's).
+#[derive(Debug)]
+pub enum PgText {
+    /// float8.
+    Float8(f64),
+    /// float4.
+    Float4(f32),
+    /// timestamp.
+    Timestamp(NaiveDateTime),
+    /// timestamptz.
+    TimestampTz(DateTime<FixedOffset>),
+    /// time.
+    Time(NaiveTime),
+    /// An array's complete text form (text format only).
+    Array(String),
+}
+
+impl ToSql for PgText {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        match self {
+            PgText::Float8(v) => v.to_sql(ty, out),
+            PgText::Float4(v) => v.to_sql(ty, out),
+            PgText::Timestamp(v) => v.to_sql(ty, out),
+            PgText::TimestampTz(v) => v.to_sql(ty, out),
+            PgText::Time(v) => v.to_sql(ty, out),
+            PgText::Array(_) => Err("array text sent in the binary format".into()),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        f64::accepts(ty) || f32::accepts(ty) || NaiveDateTime::accepts(ty) || DateTime::<FixedOffset>::accepts(ty) || NaiveTime::accepts(ty)
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for PgText {
+    fn to_sql_text(&self, _ty: &Type, out: &mut BytesMut, options: &FormatOptions) -> Result<IsNull, BoxError> {
+        let text = match self {
+            PgText::Float8(v) => float8(*v, options.extra_float_digits),
+            PgText::Float4(v) => float4(*v, options.extra_float_digits),
+            PgText::Timestamp(v) => timestamp(*v),
+            PgText::TimestampTz(v) => timestamptz(*v),
+            PgText::Time(v) => time(*v),
+            PgText::Array(text) => text.clone(),
+        };
+        out.extend_from_slice(text.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Outputs of PostgreSQL 15 (`SELECT x::float8`, default extra_float_digits = 1).
+    #[test]
+    fn float8_like_postgres() {
+        let cases: &[(f64, &str)] = &[
+            (2.0, "2"),
+            (1.5, "1.5"),
+            (-0.0, "-0"),
+            (0.0, "0"),
+            (1e20, "1e+20"),
+            (1e15, "1e+15"),
+            (123456789012345.0, "123456789012345"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.0 / 3.0, "0.3333333333333333"),
+            (1.5e-7, "1.5e-07"),
+            (1e100, "1e+100"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (f64::NAN, "NaN"),
+            (-12.25, "-12.25"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(float8(*v, 1), *want, "{v}");
+        }
+        // extra_float_digits = 0: %.15g.
+        assert_eq!(float8(0.1 + 0.2, 0), "0.3");
+        assert_eq!(float8(1.0 / 3.0, 0), "0.333333333333333");
+        assert_eq!(float8(1e20, 0), "1e+20");
+        assert_eq!(float8(100.0, 0), "100");
+    }
+
+    #[test]
+    fn float4_like_postgres() {
+        let cases: &[(f32, &str)] = &[(2.5, "2.5"), (0.1, "0.1"), (1e6, "1e+06"), (123456.0, "123456"), (1234567.0, "1.234567e+06"), (3.0, "3")];
+        for (v, want) in cases {
+            assert_eq!(float4(*v, 1), *want, "{v}");
+        }
+        assert_eq!(float4(0.1, 0), "0.1");
+    }
+
+    #[test]
+    fn timestamps_like_postgres() {
+        let ts = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        assert_eq!(timestamp(ts("2024-01-01 00:00:00")), "2024-01-01 00:00:00");
+        assert_eq!(timestamp(ts("2024-01-01 10:00:00.5")), "2024-01-01 10:00:00.5");
+        assert_eq!(timestamp(ts("2024-01-01 10:00:00.000120")), "2024-01-01 10:00:00.00012");
+        let utc = FixedOffset::east_opt(0).unwrap();
+        assert_eq!(timestamptz(ts("2024-01-01 08:00:00").and_local_timezone(utc).unwrap()), "2024-01-01 08:00:00+00");
+        let ist = FixedOffset::east_opt(5 * 3600 + 1800).unwrap();
+        assert_eq!(timestamptz(ts("2024-01-01 08:00:00").and_local_timezone(ist).unwrap()), "2024-01-01 08:00:00+05:30");
+        assert_eq!(time(NaiveTime::from_hms_micro_opt(1, 2, 3, 400_000).unwrap()), "01:02:03.4");
+    }
+}
