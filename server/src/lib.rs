@@ -10,6 +10,7 @@
 pub mod config;
 pub mod copy;
 pub mod ddl;
+pub mod dialect;
 pub mod dml;
 pub mod encode;
 pub mod engine;

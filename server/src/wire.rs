@@ -6,7 +6,6 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{stream, Sink, SinkExt};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
@@ -26,13 +25,16 @@ use pgwire::api::{
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
-use pgwire::messages::extendedquery::{Bind, BindComplete, Parse, ParseComplete};
+use pgwire::api::results::DescribeResponse;
+use pgwire::messages::data::{NoData, ParameterDescription};
+use pgwire::messages::extendedquery::{Bind, BindComplete, Describe, Parse, ParseComplete, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::CommandComplete;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tracing::{debug, info_span, warn, Instrument};
 
+use crate::dialect::SqlFrontEnd;
 use crate::encode;
 use crate::engine::Engine;
 use crate::error::{NowError, NowResult};
@@ -55,7 +57,7 @@ impl Handlers {
     pub fn new(engine: Arc<Engine>) -> Self {
         let manager = Arc::new(ConnectionManager::new());
         Self {
-            parser: Arc::new(Parser { engine: engine.clone(), sql: PostgresCompatibilityParser::new() }),
+            parser: Arc::new(Parser { engine: engine.clone(), sql: SqlFrontEnd::new() }),
             startup: Arc::new(Startup { engine: engine.clone(), manager: manager.clone(), keys: RandomPidSecretKeyGenerator::default() }),
             cancel: Arc::new(DefaultCancelHandler::new(manager)),
             engine,
@@ -66,7 +68,7 @@ impl Handlers {
 /// The query front door: parses text into statements.
 pub struct Parser {
     engine: Arc<Engine>,
-    sql: PostgresCompatibilityParser,
+    sql: SqlFrontEnd,
 }
 
 impl Parser {
@@ -245,6 +247,31 @@ impl ExtendedQueryHandler for Handlers {
         }
         client.feed(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
         Ok(())
+    }
+
+    // A statement without result columns (INSERT, UPDATE, SET...) is described with
+    // ParameterDescription then NoData, as PostgreSQL does; pgwire would send an empty
+    // RowDescription when it has parameters, and pgjdbc then takes it for a query.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
+            let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+            if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
+                if stmt.statement.result.is_none() {
+                    let described = self.do_describe_statement(client, &stmt).await?;
+                    let oids = described.parameters().unwrap_or_default().iter().map(Type::oid).collect();
+                    client.feed(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(oids))).await?;
+                    client.send(PgWireBackendMessage::NoData(NoData::new())).await?;
+                    return Ok(());
+                }
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>

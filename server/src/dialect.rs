@@ -1,0 +1,119 @@
+//! Postgres SQL to statements DataFusion can plan, via datafusion-pg-catalog's rewrites.
+//!
+//! Catalog introspection (queries over `pg_catalog` / `information_schema`, as drivers and
+//! BI tools send them) goes through its whole compatibility parser, whose canned answers
+//! and simplifications make those queries run. Other queries get the same rewrites except
+//! `RemoveSubqueryFromProjection`, which replaces a correlated subquery in a select list
+//! with NULL: acceptable for a tool's catalog query, a wrong answer for a user's query.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement, Visit, Visitor};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion_pg_catalog::sql::rules::{
+    AliasDuplicatedProjectionRewrite, CurrentUserVariableToSessionUserFunctionCall, FixArrayLiteral,
+    FixVersionColumnName, PrependUnqualifiedPgTableName, ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation,
+    RewritePgCatalogOperator, RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
+};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+/// Parses and rewrites Postgres SQL.
+#[derive(Debug)]
+pub struct SqlFrontEnd {
+    catalog: PostgresCompatibilityParser,
+    user_rules: Vec<Arc<dyn SqlStatementRewriteRule>>,
+}
+
+impl Default for SqlFrontEnd {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SqlFrontEnd {
+    /// The rule sets.
+    pub fn new() -> Self {
+        let user_rules: Vec<Arc<dyn SqlStatementRewriteRule>> = vec![
+            Arc::new(AliasDuplicatedProjectionRewrite),
+            Arc::new(ResolveUnqualifiedIdentifier),
+            Arc::new(RewriteArrayAnyAllOperation),
+            Arc::new(PrependUnqualifiedPgTableName),
+            Arc::new(StripCallableQualifier),
+            Arc::new(FixArrayLiteral),
+            Arc::new(CurrentUserVariableToSessionUserFunctionCall),
+            Arc::new(StripCollate),
+            Arc::new(RewritePgCatalogOperator),
+            Arc::new(RewriteRegCastToSubquery::new()),
+            Arc::new(FixVersionColumnName),
+        ];
+        Self { catalog: PostgresCompatibilityParser::new(), user_rules }
+    }
+
+    /// `sql`'s statements, rewritten.
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>, ParserError> {
+        match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+            Ok(statements) if !statements.iter().any(reads_system_catalog) => {
+                Ok(statements.into_iter().map(|s| self.rewrite_user(s)).collect())
+            }
+            // Catalog queries, and text only the compatibility parser's substitutions make
+            // parseable.
+            _ => self.catalog.parse(sql),
+        }
+    }
+
+    /// `stmt`, rewritten.
+    pub fn rewrite(&self, stmt: Statement) -> Statement {
+        if reads_system_catalog(&stmt) {
+            self.catalog.rewrite(stmt)
+        } else {
+            self.rewrite_user(stmt)
+        }
+    }
+
+    fn rewrite_user(&self, mut stmt: Statement) -> Statement {
+        for rule in &self.user_rules {
+            stmt = rule.rewrite(stmt);
+        }
+        stmt
+    }
+}
+
+/// Whether `stmt` names a `pg_catalog` or `information_schema` relation.
+fn reads_system_catalog(stmt: &Statement) -> bool {
+    struct Finder;
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_relation(&mut self, name: &ObjectName) -> ControlFlow<()> {
+            let parts: Vec<String> =
+                name.0.iter().filter_map(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()).collect();
+            let system = match parts.as_slice() {
+                [.., schema, _] if schema == "pg_catalog" || schema == "information_schema" => true,
+                [table] => table.starts_with("pg_"),
+                _ => false,
+            };
+            if system {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+    }
+    stmt.visit(&mut Finder).is_break()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_queries_keep_correlated_subqueries() {
+        let front = SqlFrontEnd::new();
+        let sql = "SELECT c.id, (SELECT count(*) FROM orders o WHERE o.customer_id = c.id) AS n FROM customers c";
+        let stmt = front.parse(sql).unwrap().pop().unwrap();
+        assert!(stmt.to_string().contains("SELECT count(*) FROM orders"), "{stmt}");
+        let catalog = "SELECT c.relname, (SELECT count(*) FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid) FROM pg_catalog.pg_class c";
+        assert!(reads_system_catalog(&front.parse(catalog).unwrap()[0]));
+    }
+}

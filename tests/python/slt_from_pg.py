@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""Differential sqllogictest: expected results from a real PostgreSQL, then a diff against nowdb.
+
+Generate (rewrite the files in place with PostgreSQL's results):
+
+    python tests/python/slt_from_pg.py --pg 'host=127.0.0.1 port=5432 user=nowdb dbname=nowdb' tests/compat/*.slt
+
+Compare (run every record against another server, e.g. nowdb, and print each difference):
+
+    python tests/python/slt_from_pg.py --compare 'host=127.0.0.1 port=4566 user=nowdb dbname=nowdb' tests/compat/*.slt
+
+Before each file the statements of `setup.sql` (found next to the file, or `--setup PATH`) are
+run, one per line (`;`-terminated). Every statement is sent alone in the simple query protocol
+and values are taken as the raw text the server sent, rendered as tests/slt.rs renders them:
+NULL as `NULL`, the empty string as `(empty)`, columns joined by one space.
+
+Generation keeps each record's SQL, sort mode and label; it sets the column type letters from
+PostgreSQL's result types (I integer, R float/numeric, B bool, T anything else) and the result
+rows from PostgreSQL's answer (sorted as lists of strings for `rowsort`, as sqllogictest-rs
+sorts them). A record PostgreSQL answers with an error becomes `query error <SQLSTATE>` or
+`statement error <SQLSTATE>`; a record written as an error that PostgreSQL answers without one
+is rewritten as a result (with a warning). Comments, blank lines and other records (`control`,
+`halt`, `skipif`, ...) are kept as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import pq
+
+INT_OIDS = {20, 21, 23, 26}  # int8, int2, int4, oid
+REAL_OIDS = {700, 701, 1700}  # float4, float8, numeric
+BOOL_OIDS = {16}
+
+
+@dataclass
+class Record:
+    """A `statement` or `query` record, or a run of other lines (kind 'raw')."""
+
+    kind: str  # 'statement' | 'query' | 'raw'
+    line: int  # 1-based line of the header (or first raw line)
+    header: str = ""
+    sql: list[str] = field(default_factory=list)
+    results: list[str] | None = None  # lines after ----, None when there is no ----
+    raw: list[str] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.header.split()
+
+    @property
+    def expects_error(self) -> bool:
+        t = self.tokens
+        return len(t) >= 2 and t[1] == "error"
+
+    @property
+    def error_pattern(self) -> str:
+        t = self.header.split(None, 2)
+        return t[2].strip() if len(t) > 2 else ""
+
+    @property
+    def sort_mode(self) -> str:
+        t = self.tokens
+        if self.kind == "query" and not self.expects_error and len(t) >= 3:
+            return t[2]
+        return "nosort"
+
+    @property
+    def label(self) -> str | None:
+        t = self.tokens
+        if self.kind == "query" and not self.expects_error and len(t) >= 4:
+            return t[3]
+        return None
+
+    @property
+    def sql_text(self) -> str:
+        return "\n".join(self.sql)
+
+    def render(self) -> list[str]:
+        if self.kind == "raw":
+            return self.raw
+        out = [self.header, *self.sql]
+        if self.results is not None:
+            out.append("----")
+            out.extend(self.results)
+        return out
+
+
+def parse(path: Path) -> list[Record]:
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    records: list[Record] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("statement ") or line.startswith("query "):
+            rec = Record(kind=line.split()[0], line=i + 1, header=line.rstrip())
+            i += 1
+            while i < len(lines) and lines[i].strip() != "" and lines[i].rstrip() != "----":
+                rec.sql.append(lines[i].rstrip())
+                i += 1
+            if i < len(lines) and lines[i].rstrip() == "----":
+                rec.results = []
+                i += 1
+                while i < len(lines) and lines[i].strip() != "":
+                    rec.results.append(lines[i].rstrip())
+                    i += 1
+            records.append(rec)
+        else:
+            if records and records[-1].kind == "raw":
+                records[-1].raw.append(line)
+            else:
+                records.append(Record(kind="raw", line=i + 1, raw=[line]))
+            i += 1
+    return records
+
+
+def write(path: Path, records: list[Record]) -> None:
+    out: list[str] = []
+    for rec in records:
+        out.extend(rec.render())
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a server answered to one statement."""
+
+    error: str | None = None  # "<SQLSTATE>: <message>"
+    sqlstate: str | None = None
+    columns: list[int] | None = None  # type OIDs, None when the statement returned no rows
+    rows: list[list[str]] = field(default_factory=list)
+
+
+def cell(v: bytes | None) -> str:
+    if v is None:
+        return "NULL"
+    s = v.decode("utf-8")
+    return "(empty)" if s == "" else s
+
+
+def run_sql(conn: psycopg.Connection, sql: str) -> Outcome:
+    """Sends `sql` as one simple-protocol Query message; values as the server's raw text."""
+    res = conn.pgconn.exec_(sql.encode("utf-8"))
+    status = res.status
+    if status == pq.ExecStatus.FATAL_ERROR:
+        state = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"?????").decode()
+        msg = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode("utf-8", "replace")
+        return Outcome(error=f"{state}: {msg}", sqlstate=state)
+    if status == pq.ExecStatus.TUPLES_OK:
+        cols = [res.ftype(c) for c in range(res.nfields)]
+        rows = [[cell(res.get_value(r, c)) for c in range(res.nfields)] for r in range(res.ntuples)]
+        return Outcome(columns=cols, rows=rows)
+    if status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.EMPTY_QUERY):
+        return Outcome()
+    return Outcome(error=f"?????: unexpected result status {status!r}", sqlstate="?????")
+
+
+def type_letters(oids: list[int]) -> str:
+    out = ""
+    for oid in oids:
+        if oid in INT_OIDS:
+            out += "I"
+        elif oid in REAL_OIDS:
+            out += "R"
+        elif oid in BOOL_OIDS:
+            out += "B"
+        else:
+            out += "T"
+    return out
+
+
+def connect(conninfo: str) -> psycopg.Connection:
+    return psycopg.connect(conninfo, autocommit=True)
+
+
+def setup_statements(path: Path | None) -> list[tuple[int, str]]:
+    if path is None or not path.exists():
+        return []
+    stmts = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+        s = line.strip()
+        if not s or s.startswith("--"):
+            continue
+        stmts.append((n, s.rstrip(";")))
+    return stmts
+
+
+def run_setup(conn: psycopg.Connection, setup: Path | None, who: str) -> bool:
+    ok = True
+    for n, stmt in setup_statements(setup):
+        out = run_sql(conn, stmt)
+        if out.error:
+            print(f"{setup}:{n}: setup failed on {who}: {out.error}\n    {stmt}", file=sys.stderr)
+            ok = False
+    return ok
+
+
+def setup_for(file: Path, explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    candidate = file.parent / "setup.sql"
+    return candidate if candidate.exists() else None
+
+
+def normalize(s: str) -> str:
+    """sqllogictest-rs' default normalizer: trim, then collapse whitespace."""
+    return " ".join(s.split())
+
+
+def rendered_rows(rows: list[list[str]], sort_mode: str) -> list[str]:
+    if sort_mode == "rowsort":
+        rows = sorted(rows)
+    elif sort_mode == "valuesort":
+        rows = sorted([v] for r in rows for v in r)
+    return [" ".join(r) for r in rows]
+
+
+# --- generate ------------------------------------------------------------------------------
+
+
+def generate(conninfo: str, files: list[Path], setup: Path | None) -> int:
+    warnings = 0
+    for file in files:
+        conn = connect(conninfo)
+        if not run_setup(conn, setup_for(file, setup), "PostgreSQL"):
+            return 2
+        records = parse(file)
+        nq = 0
+        for rec in records:
+            if rec.kind == "raw":
+                continue
+            out = run_sql(conn, rec.sql_text)
+            where = f"{file}:{rec.line}"
+            if out.error:
+                if rec.kind == "query":
+                    rec.header = f"query error {out.sqlstate}"
+                else:
+                    rec.header = f"statement error {out.sqlstate}"
+                rec.results = None
+                if not rec.expects_error:
+                    print(f"{where}: note: PostgreSQL errors: {out.error}", file=sys.stderr)
+                continue
+            if rec.expects_error:
+                warnings += 1
+                print(f"{where}: warning: written as an error, PostgreSQL succeeds; rewritten", file=sys.stderr)
+            if rec.kind == "statement" or out.columns is None:
+                if out.columns is not None and rec.kind == "statement":
+                    print(f"{where}: warning: statement returns rows", file=sys.stderr)
+                    warnings += 1
+                rec.kind = "statement"
+                rec.header = "statement ok"
+                rec.results = None
+                continue
+            nq += 1
+            sort_mode = rec.sort_mode if not rec.expects_error else ("rowsort" if len(out.rows) > 1 else "nosort")
+            if sort_mode == "nosort" and len(out.rows) > 1 and "order by" not in rec.sql_text.lower():
+                warnings += 1
+                print(f"{where}: warning: {len(out.rows)} rows, no ORDER BY and no rowsort", file=sys.stderr)
+            for row in out.rows:
+                for v in row:
+                    if "\n" in v or (v.strip() == "" and v != ""):
+                        warnings += 1
+                        print(f"{where}: warning: value {v!r} does not survive the slt format", file=sys.stderr)
+            header = f"query {type_letters(out.columns)}"
+            label = rec.label
+            if sort_mode != "nosort" or label:
+                header += f" {sort_mode}"
+            if label:
+                header += f" {label}"
+            rec.header = header
+            rec.results = rendered_rows(out.rows, sort_mode)
+        write(file, records)
+        conn.close()
+        print(f"{file}: {nq} queries", file=sys.stderr)
+    return 1 if warnings else 0
+
+
+# --- compare -------------------------------------------------------------------------------
+
+
+@dataclass
+class Diff:
+    file: str
+    line: int
+    sql: str
+    expected: str
+    actual: str
+
+
+def expected_text(rec: Record) -> str:
+    if rec.expects_error:
+        return f"error {rec.error_pattern}".rstrip()
+    if rec.kind == "statement":
+        return "ok"
+    return "\n".join(rec.results or [])
+
+
+def compare(conninfo: str, files: list[Path], setup: Path | None, json_path: Path | None) -> int:
+    diffs: list[Diff] = []
+    total = 0
+    for file in files:
+        conn = connect(conninfo)
+        run_setup(conn, setup_for(file, setup), "the server")
+        for rec in parse(file):
+            if rec.kind == "raw":
+                continue
+            total += 1
+            out = run_sql(conn, rec.sql_text)
+            actual = None
+            if rec.expects_error:
+                if out.error is None:
+                    actual = "ok" if out.columns is None else "\n".join(rendered_rows(out.rows, "nosort")) or "(no rows)"
+                elif rec.error_pattern and not re.search(rec.error_pattern, out.error):
+                    actual = f"error {out.error}"
+            elif out.error is not None:
+                actual = f"error {out.error}"
+            elif rec.kind == "query":
+                got = rendered_rows(out.rows, rec.sort_mode)
+                want = rec.results or []
+                if [normalize(x) for x in got] != [normalize(x) for x in want]:
+                    actual = "\n".join(got) if got else "(no rows)"
+            if actual is not None:
+                diffs.append(Diff(str(file), rec.line, rec.sql_text, expected_text(rec) or "(no rows)", actual))
+        conn.close()
+    for d in diffs:
+        print(f"--- {d.file}:{d.line}")
+        print(f"    {d.sql}")
+        print("  expected (PostgreSQL):")
+        print("\n".join("    " + x for x in d.expected.split("\n")))
+        print("  actual:")
+        print("\n".join("    " + x for x in d.actual.split("\n")))
+    print(f"{len(diffs)} differences in {total} records", file=sys.stderr)
+    if json_path:
+        json_path.write_text(json.dumps([d.__dict__ for d in diffs], indent=1, ensure_ascii=False), encoding="utf-8")
+    return 1 if diffs else 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--pg", metavar="CONNINFO", help="PostgreSQL to take expected results from (rewrites FILES)")
+    mode.add_argument("--compare", metavar="CONNINFO", help="server to compare FILES against (prints differences)")
+    ap.add_argument("--setup", type=Path, help="setup statements (default: setup.sql next to each file)")
+    ap.add_argument("--json", type=Path, help="with --compare: also write the differences as JSON here")
+    ap.add_argument("files", nargs="+", type=Path)
+    args = ap.parse_args()
+    if args.pg:
+        return generate(args.pg, args.files, args.setup)
+    return compare(args.compare, args.files, args.setup, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
