@@ -32,6 +32,9 @@ pub fn version_string() -> String {
 /// Installs `pg_catalog` and the Postgres functions into `ctx`.
 pub fn install(ctx: &SessionContext) -> Result<(), DataFusionError> {
     datafusion_pg_catalog::setup_pg_catalog(ctx, DATABASE, EmptyContextProvider).map_err(|e| *e)?;
+    for f in crate::pg_functions::functions() {
+        ctx.register_udf(f);
+    }
     let version = version_string();
     ctx.register_udf(create_udf(
         "version",

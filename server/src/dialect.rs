@@ -5,11 +5,15 @@
 //! and simplifications make those queries run. Other queries get the same rewrites except
 //! `RemoveSubqueryFromProjection`, which replaces a correlated subquery in a select list
 //! with NULL: acceptable for a tool's catalog query, a wrong answer for a user's query.
+//! Catalog queries additionally get [`null_case_subqueries`], which extends that to
+//! subqueries that are the branches of a `CASE` (SQLAlchemy's column reflection, asyncpg's
+//! type introspection): DataFusion cannot plan those correlated subqueries, and what they
+//! look up (column defaults, identity sequences, collations, domains) nowdb does not have.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use datafusion::sql::sqlparser::ast::{ObjectName, Statement, Visit, Visitor};
+use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, ObjectName, Statement, Value, Visit, Visitor};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_pg_catalog::sql::rules::{
@@ -59,14 +63,14 @@ impl SqlFrontEnd {
             }
             // Catalog queries, and text only the compatibility parser's substitutions make
             // parseable.
-            _ => self.catalog.parse(sql),
+            _ => Ok(self.catalog.parse(sql)?.into_iter().map(null_case_subqueries).collect()),
         }
     }
 
     /// `stmt`, rewritten.
     pub fn rewrite(&self, stmt: Statement) -> Statement {
         if reads_system_catalog(&stmt) {
-            self.catalog.rewrite(stmt)
+            null_case_subqueries(self.catalog.rewrite(stmt))
         } else {
             self.rewrite_user(stmt)
         }
@@ -78,6 +82,32 @@ impl SqlFrontEnd {
         }
         stmt
     }
+}
+
+/// `stmt` with every `CASE` that contains a subquery (in a condition or a branch) replaced by
+/// NULL (catalog queries only).
+fn null_case_subqueries(mut stmt: Statement) -> Statement {
+    let _ = visit_expressions_mut(&mut stmt, |expr| {
+        if matches!(expr, Expr::Case { .. }) && contains_subquery(expr) {
+            *expr = Expr::value(Value::Null);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    stmt
+}
+
+fn contains_subquery(expr: &Expr) -> bool {
+    struct Finder;
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    expr.visit(&mut Finder).is_break()
 }
 
 /// Whether `stmt` names a `pg_catalog` or `information_schema` relation.

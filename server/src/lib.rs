@@ -22,6 +22,7 @@ pub mod paths;
 pub mod pgtext;
 pub mod server;
 pub mod session;
+pub mod session_sql;
 pub mod settings;
 pub mod statement;
 pub mod system;

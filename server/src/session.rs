@@ -21,14 +21,20 @@ pub enum CopyState {
 #[derive(Debug)]
 pub struct Session {
     engine: Arc<Engine>,
+    user: String,
     settings: Mutex<Settings>,
     copy: Mutex<Option<CopyState>>,
 }
 
 impl Session {
-    /// A fresh session.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine, settings: Mutex::new(Settings::default()), copy: Mutex::new(None) }
+    /// A fresh session of `user` (the startup message's user name).
+    pub fn new(engine: Arc<Engine>, user: &str) -> Self {
+        Self { engine, user: user.to_string(), settings: Mutex::new(Settings::default()), copy: Mutex::new(None) }
+    }
+
+    /// The user the client connected as (`current_user`, `session_user`).
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     /// The shared engine.

@@ -121,7 +121,7 @@ impl std::fmt::Debug for BatchStream {
 /// Plans `stmt`. `client_types` are the parameter types from the Parse message.
 pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Type>]) -> NowResult<Prepared> {
     let stmt = match stmt {
-        Parsed::Sql(s) => *s,
+        Parsed::Sql(s) => crate::session_sql::resolve(session, *s)?,
         Parsed::Model(m) => return Ok(prepare_model(session, m, client_types)),
     };
     let ctx = session.engine().ctx();
@@ -370,7 +370,16 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
         }
         Statement::StartTransaction { .. } => Ok(Outcome::TxStart(Tag::new("BEGIN"))),
         Statement::Commit { .. } => Ok(Outcome::TxEnd(Tag::new("COMMIT"))),
+        Statement::Rollback { savepoint: Some(_), .. } => Ok(Outcome::Command(Tag::new("ROLLBACK"))),
         Statement::Rollback { .. } => Ok(Outcome::TxEnd(Tag::new("ROLLBACK"))),
+        // Statements are atomic on their own and transactions are not isolated (docs/SQL.md),
+        // so savepoints have nothing to mark; accepted so that drivers' nested transactions
+        // (psycopg's, SQLAlchemy's) work.
+        Statement::Savepoint { .. } => Ok(Outcome::Command(Tag::new("SAVEPOINT"))),
+        Statement::ReleaseSavepoint { .. } => Ok(Outcome::Command(Tag::new("RELEASE"))),
+        // nowdb has no cursors nor notifications: what a pool's reset query closes is empty.
+        Statement::Close { .. } => Ok(Outcome::Command(Tag::new("CLOSE CURSOR ALL"))),
+        Statement::UNLISTEN { .. } => Ok(Outcome::Command(Tag::new("UNLISTEN"))),
         Statement::Set(set) => set_statement(session, set),
         Statement::Reset(r) => {
             let mut settings = session.settings()?;

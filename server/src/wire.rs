@@ -104,7 +104,12 @@ impl Parser {
 }
 
 fn session<C: ClientInfo + ?Sized>(client: &C, engine: &Arc<Engine>) -> Arc<Session> {
-    client.session_extensions().get_or_insert_with(|| Session::new(engine.clone()))
+    client.session_extensions().get_or_insert_with(|| Session::new(engine.clone(), &startup_user(client)))
+}
+
+/// The user named in the startup message.
+fn startup_user<C: ClientInfo + ?Sized>(client: &C) -> String {
+    client.metadata().get("user").cloned().unwrap_or_else(|| "nowdb".to_string())
 }
 
 #[async_trait]
@@ -451,7 +456,7 @@ impl StartupHandler for Startup {
             let (handle, guard) = self.manager.register(pid, key);
             client.session_extensions().insert::<Arc<ConnectionHandle>>(handle);
             client.session_extensions().insert::<ConnectionGuard>(guard);
-            client.session_extensions().insert(Session::new(self.engine.clone()));
+            client.session_extensions().insert(Session::new(self.engine.clone(), &startup_user(client)));
             finish_authentication(client, &ServerParams).await?;
         }
         Ok(())

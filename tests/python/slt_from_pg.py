@@ -9,6 +9,10 @@ Compare (run every record against another server, e.g. nowdb, and print each dif
 
     python tests/python/slt_from_pg.py --compare 'host=127.0.0.1 port=4566 user=nowdb dbname=nowdb' tests/compat/*.slt
 
+Annotate (pin nowdb's current answer wherever it differs from PostgreSQL's, see below):
+
+    python tests/python/slt_from_pg.py --annotate 'host=127.0.0.1 port=4566 user=nowdb dbname=nowdb' tests/compat/*.slt
+
 Before each file the statements of `setup.sql` (found next to the file, or `--setup PATH`) are
 run, one per line (`;`-terminated). Every statement is sent alone in the simple query protocol
 and values are taken as the raw text the server sent, rendered as tests/slt.rs renders them:
@@ -20,7 +24,39 @@ rows from PostgreSQL's answer (sorted as lists of strings for `rowsort`, as sqll
 sorts them). A record PostgreSQL answers with an error becomes `query error <SQLSTATE>` or
 `statement error <SQLSTATE>`; a record written as an error that PostgreSQL answers without one
 is rewritten as a result (with a warning). Comments, blank lines and other records (`control`,
-`halt`, `skipif`, ...) are kept as they are.
+`halt`, ...) are kept as they are.
+
+Conditions. A `skipif LABEL` / `onlyif LABEL` line directly above a record is kept with it and
+decides, as in sqllogictest-rs, on which servers the record runs: the e2e runner labels nowdb
+`nowdb` and PostgreSQL `postgres`. `--pg` runs with the label `postgres` (so it regenerates the
+`skipif nowdb` records like any other and leaves `onlyif nowdb` records untouched);
+`--compare` and `--annotate` run with `--label` (default `nowdb`; pass `--label postgres` to
+compare a PostgreSQL).
+
+Annotations. `--annotate` runs every record on nowdb. Where nowdb's answer differs from the
+expected (PostgreSQL) one, the record is pinned as a pair:
+
+    # nowdb differs: <cause key>
+    skipif nowdb
+    query ...            <- PostgreSQL's record, unchanged
+    <sql>
+    ----
+    <PostgreSQL's rows>
+
+    onlyif nowdb
+    query ...            <- nowdb's current answer: rows, or `query error <SQLSTATE>`
+    <sql>
+    ----
+    <nowdb's rows>
+
+The cause key names a `## <key>` section of docs/COMPATIBILITY.md (several keys may be given,
+separated by commas, when one record shows several causes). Re-running `--annotate` is
+idempotent: it refreshes the `onlyif nowdb` copies from nowdb's current answers, keeps the
+cause keys written by hand, and removes the whole annotation where nowdb now agrees with
+PostgreSQL. A newly differing record takes its key from `--causes FILE` (JSON: the record's
+SQL text -> key), else the key of its previous annotation, else `unclassified`; unclassified
+records and keys without a section in docs/COMPATIBILITY.md are reported and make the exit
+status 1. Errors are pinned by SQLSTATE only, never by message.
 """
 
 from __future__ import annotations
@@ -40,6 +76,11 @@ REAL_OIDS = {700, 701, 1700}  # float4, float8, numeric
 BOOL_OIDS = {16}
 
 
+CAUSE_PREFIX = "# nowdb differs:"
+CONDITION_RE = re.compile(r"^(skipif|onlyif) (\S+)\s*$")
+NOWDB = "nowdb"
+
+
 @dataclass
 class Record:
     """A `statement` or `query` record, or a run of other lines (kind 'raw')."""
@@ -50,6 +91,8 @@ class Record:
     sql: list[str] = field(default_factory=list)
     results: list[str] | None = None  # lines after ----, None when there is no ----
     raw: list[str] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)  # `skipif X` / `onlyif X` lines above
+    causes: list[str] | None = None  # keys of a `# nowdb differs:` comment above, if any
 
     @property
     def tokens(self) -> list[str]:
@@ -83,14 +126,33 @@ class Record:
     def sql_text(self) -> str:
         return "\n".join(self.sql)
 
+    def has(self, condition: str) -> bool:
+        return condition in self.conditions
+
+    def runs_on(self, labels: set[str]) -> bool:
+        """sqllogictest-rs' rule: skipped if any `skipif` label is set or any `onlyif` one is not."""
+        for c in self.conditions:
+            kind, label = c.split()
+            if (kind == "skipif") == (label in labels):
+                return False
+        return True
+
     def render(self) -> list[str]:
         if self.kind == "raw":
             return self.raw
-        out = [self.header, *self.sql]
+        out = []
+        if self.causes is not None:
+            out.append(f"{CAUSE_PREFIX} {', '.join(self.causes)}")
+        out.extend(self.conditions)
+        out.extend([self.header, *self.sql])
         if self.results is not None:
             out.append("----")
             out.extend(self.results)
         return out
+
+
+def is_header(line: str) -> bool:
+    return line.startswith("statement ") or line.startswith("query ")
 
 
 def parse(path: Path) -> list[Record]:
@@ -101,9 +163,20 @@ def parse(path: Path) -> list[Record]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        if line.startswith("statement ") or line.startswith("query "):
-            rec = Record(kind=line.split()[0], line=i + 1, header=line.rstrip())
-            i += 1
+        # A `# nowdb differs:` comment and condition lines belong to the record right below them.
+        j = i
+        causes = None
+        if lines[j].startswith(CAUSE_PREFIX):
+            causes = [k.strip() for k in lines[j][len(CAUSE_PREFIX):].split(",") if k.strip()]
+            j += 1
+        conditions = []
+        while j < len(lines) and CONDITION_RE.match(lines[j]):
+            conditions.append(" ".join(lines[j].split()))
+            j += 1
+        if j < len(lines) and is_header(lines[j]) and (causes is not None or conditions or j == i):
+            rec = Record(kind=lines[j].split()[0], line=j + 1, header=lines[j].rstrip(),
+                         conditions=conditions, causes=causes)
+            i = j + 1
             while i < len(lines) and lines[i].strip() != "" and lines[i].rstrip() != "----":
                 rec.sql.append(lines[i].rstrip())
                 i += 1
@@ -128,6 +201,26 @@ def write(path: Path, records: list[Record]) -> None:
     for rec in records:
         out.extend(rec.render())
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def is_blank(rec: Record) -> bool:
+    return rec.kind == "raw" and all(x.strip() == "" for x in rec.raw)
+
+
+def twins(records: list[Record]) -> dict[int, int]:
+    """Index of each `skipif nowdb` record -> index of its `onlyif nowdb` copy (same SQL, next
+    record, only blank lines between)."""
+    out = {}
+    for i, rec in enumerate(records):
+        if rec.kind == "raw" or not rec.has(f"skipif {NOWDB}"):
+            continue
+        j = i + 1
+        while j < len(records) and is_blank(records[j]):
+            j += 1
+        if j < len(records) and records[j].kind != "raw" and records[j].has(f"onlyif {NOWDB}") \
+                and records[j].sql == rec.sql:
+            out[i] = j
+    return out
 
 
 # --- running -------------------------------------------------------------------------------

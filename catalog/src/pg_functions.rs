@@ -1,0 +1,277 @@
+//! Postgres functions that drivers and tools call and `datafusion-pg-catalog` lacks:
+//! `pg_typeof`, `to_regtype`, `pg_size_pretty`, `json_build_object`, the lookups of objects
+//! nowdb does not have (`pg_get_serial_sequence` is NULL, every collation is visible), and
+//! the no-op session calls a connection pool makes (`pg_advisory_unlock_all`).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    create_udf, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::scalar::ScalarValue;
+
+use crate::types::SqlType;
+
+/// The functions, to register on a session context.
+pub fn functions() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::new_from_impl(PgTypeof::default()),
+        create_udf("to_regtype", vec![DataType::Utf8], DataType::Int32, Volatility::Stable, Arc::new(to_regtype)),
+        create_udf("pg_size_pretty", vec![DataType::Int64], DataType::Utf8, Volatility::Immutable, Arc::new(size_pretty)),
+        ScalarUDF::new_from_impl(JsonBuildObject::default()),
+        create_udf(
+            "pg_get_serial_sequence",
+            vec![DataType::Utf8, DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+        ),
+        create_udf(
+            "pg_collation_is_visible",
+            vec![DataType::Int32],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
+        ),
+        create_udf(
+            "pg_advisory_unlock_all",
+            vec![],
+            DataType::Null,
+            Volatility::Volatile,
+            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Null))),
+        ),
+    ]
+}
+
+/// `pg_typeof(any)`: the Postgres name of the argument's type (`bigint`, `text`, `real[]`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl Default for PgTypeof {
+    fn default() -> Self {
+        Self { signature: Signature::any(1, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let dt = args.arg_fields.first().map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(type_name(&dt)))))
+    }
+}
+
+/// `json_build_object(key, value, ...)`: a JSON object as text, spaced as Postgres prints it
+/// (`{"a" : 1, "b" : "x"}`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuildObject {
+    signature: Signature,
+}
+
+impl Default for JsonBuildObject {
+    fn default() -> Self {
+        Self { signature: Signature::variadic_any(Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for JsonBuildObject {
+    fn name(&self) -> &str {
+        "json_build_object"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if args.args.len() % 2 != 0 {
+            return Err(DataFusionError::Execution("argument list must have even number of elements".into()));
+        }
+        let arrays = args.args.iter().map(|a| a.to_array(args.number_rows)).collect::<Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(args.number_rows);
+        for row in 0..args.number_rows {
+            let mut fields = Vec::with_capacity(arrays.len() / 2);
+            for pair in arrays.chunks(2) {
+                let key = ScalarValue::try_from_array(&pair[0], row)?;
+                if key.is_null() {
+                    return Err(DataFusionError::Execution("null value not allowed for object key".into()));
+                }
+                let value = ScalarValue::try_from_array(&pair[1], row)?;
+                fields.push(format!("{} : {}", json_string(&key.to_string()), json_value(&value)));
+            }
+            out.push(format!("{{{}}}", fields.join(", ")));
+        }
+        let out: ArrayRef = Arc::new(StringArray::from(out));
+        match args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)),
+            false => Ok(ColumnarValue::Array(out)),
+        }
+    }
+}
+
+fn json_value(v: &ScalarValue) -> String {
+    if v.is_null() {
+        return "null".into();
+    }
+    match v.data_type() {
+        DataType::Boolean | DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => v.to_string(),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => v.to_string(),
+        DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) => v.to_string(),
+        _ => json_string(&v.to_string()),
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// What `pg_typeof` prints for values of `dt` (no type modifiers, as Postgres).
+fn type_name(dt: &DataType) -> String {
+    match dt {
+        DataType::Null => "unknown".into(),
+        _ => match SqlType::from_arrow(dt) {
+            Some(t) => strip_modifiers(&t.pg_name()),
+            None => dt.to_string(),
+        },
+    }
+}
+
+fn strip_modifiers(name: &str) -> String {
+    match (name.find('('), name.find(')')) {
+        (Some(open), Some(close)) if close > open => format!("{}{}", &name[..open], &name[close + 1..]),
+        _ => name.to_string(),
+    }
+}
+
+/// The OID of a built-in type nowdb has, by any of its Postgres names.
+fn type_oid(name: &str) -> Option<i32> {
+    let name = name.trim().trim_start_matches("pg_catalog.");
+    let oid = match SqlType::parse(name).ok()? {
+        SqlType::Bool => 16,
+        SqlType::Int2 => 21,
+        SqlType::Int4 => 23,
+        SqlType::Int8 => 20,
+        SqlType::Float4 => 700,
+        SqlType::Float8 => 701,
+        SqlType::Numeric { .. } => 1700,
+        SqlType::Text => 25,
+        SqlType::Bytea => 17,
+        SqlType::Date => 1082,
+        SqlType::Timestamp => 1114,
+        SqlType::Timestamptz => 1184,
+        SqlType::Interval => 1186,
+        SqlType::Array(elem) => match *elem {
+            SqlType::Bool => 1000,
+            SqlType::Int2 => 1005,
+            SqlType::Int4 => 1007,
+            SqlType::Int8 => 1016,
+            SqlType::Float4 => 1021,
+            SqlType::Float8 => 1022,
+            SqlType::Numeric { .. } => 1231,
+            SqlType::Text => 1009,
+            SqlType::Bytea => 1001,
+            SqlType::Date => 1182,
+            SqlType::Timestamp => 1115,
+            SqlType::Timestamptz => 1185,
+            SqlType::Interval => 1187,
+            SqlType::Array(_) => return None,
+        },
+    };
+    Some(oid)
+}
+
+/// `to_regtype(text)`: the type's OID, NULL when there is no such type (drivers probe for
+/// extension types such as `hstore` this way).
+fn to_regtype(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let names = one_array(args)?;
+    let names = datafusion::arrow::compute::cast(&names, &DataType::Utf8)?;
+    let oids: Int32Array = names.as_string::<i32>().iter().map(|n| n.and_then(type_oid)).collect();
+    scalar_if_scalar(args, Arc::new(oids))
+}
+
+/// `pg_size_pretty(bigint)`: `123 bytes`, `10 kB`, `5 MB`... (Postgres' rounding).
+fn size_pretty(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let sizes = one_array(args)?;
+    let sizes = datafusion::arrow::compute::cast(&sizes, &DataType::Int64)?;
+    let text: StringArray = sizes.as_primitive::<Int64Type>().iter().map(|s| s.map(pretty)).collect();
+    scalar_if_scalar(args, Arc::new(text))
+}
+
+fn pretty(size: i64) -> String {
+    let mut value = size;
+    for unit in ["bytes", "kB", "MB", "GB", "TB"] {
+        // Postgres switches unit at 10240 of the current one, rounding half up.
+        if value.abs() < 10 * 1024 {
+            return format!("{value} {unit}");
+        }
+        value = (value + value.signum() * 512) / 1024;
+    }
+    format!("{value} PB")
+}
+
+fn one_array(args: &[ColumnarValue]) -> Result<ArrayRef> {
+    let arg = args.first().ok_or_else(|| DataFusionError::Plan("function takes one argument".into()))?;
+    arg.to_array(1)
+}
+
+fn scalar_if_scalar(args: &[ColumnarValue], out: ArrayRef) -> Result<ColumnarValue> {
+    match args.first() {
+        Some(ColumnarValue::Scalar(_)) if out.len() == 1 => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)),
+        _ => Ok(ColumnarValue::Array(out)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_oids_like_postgres() {
+        assert_eq!(type_name(&DataType::Int64), "bigint");
+        assert_eq!(type_name(&DataType::Decimal128(10, 2)), "numeric");
+        assert_eq!(type_oid("double precision"), Some(701));
+        assert_eq!(type_oid("real[]"), Some(1021));
+        assert_eq!(type_oid("hstore"), None);
+        assert_eq!(pretty(123), "123 bytes");
+        assert_eq!(pretty(10 * 1024), "10 kB");
+        assert_eq!(pretty(5 * 1024 * 1024), "5120 kB");
+        assert_eq!(pretty(20 * 1024 * 1024), "20 MB");
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+        assert_eq!(json_value(&ScalarValue::Int64(Some(3))), "3");
+        assert_eq!(json_value(&ScalarValue::Utf8(None)), "null");
+    }
+}
