@@ -30,6 +30,28 @@ pub fn functions() -> Vec<ScalarUDF> {
             Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
         ),
         create_udf(
+            "pg_function_is_visible",
+            vec![DataType::Int32],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
+        ),
+        // Function signatures are not recorded in pg_proc: psql's \df runs and shows NULL.
+        create_udf(
+            "pg_get_function_result",
+            vec![DataType::Int32],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+        ),
+        create_udf(
+            "pg_get_function_arguments",
+            vec![DataType::Int32],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+        ),
+        create_udf(
             "pg_collation_is_visible",
             vec![DataType::Int32],
             DataType::Boolean,

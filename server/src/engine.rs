@@ -217,10 +217,11 @@ fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<Mode
     ])?;
     db.register_schema(SYSTEM_SCHEMA, system)?;
     nowdb_catalog::provider::history::install(&ctx, catalog.clone());
+    let pg_catalog_view_source = catalog.clone();
     let resolve = Arc::new(move |name: &str| {
         catalog.table(name).map(|t| Arc::new(StoredTable::new(t)) as Arc<dyn TableProvider>)
     });
     nowdb_udfs::register_all(&ctx, resolve);
-    nowdb_catalog::pg::install(&ctx)?;
+    nowdb_catalog::pg::install(&ctx, pg_catalog_view_source)?;
     Ok(ctx)
 }

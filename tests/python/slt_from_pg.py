@@ -323,8 +323,18 @@ def rendered_rows(rows: list[list[str]], sort_mode: str) -> list[str]:
 # --- generate ------------------------------------------------------------------------------
 
 
+def is_multirow_unordered(rec: Record, out: Outcome, sort_mode: str) -> bool:
+    return sort_mode == "nosort" and len(out.rows) > 1 and "order by" not in rec.sql_text.lower()
+
+
+def unsafe_values(out: Outcome) -> list[str]:
+    return [v for row in out.rows for v in row if "\n" in v or (v.strip() == "" and v != "")]
+
+
 def generate(conninfo: str, files: list[Path], setup: Path | None) -> int:
     warnings = 0
+    labels = {"postgres"}
+    total_q = 0
     for file in files:
         conn = connect(conninfo)
         if not run_setup(conn, setup_for(file, setup), "PostgreSQL"):
@@ -332,7 +342,7 @@ def generate(conninfo: str, files: list[Path], setup: Path | None) -> int:
         records = parse(file)
         nq = 0
         for rec in records:
-            if rec.kind == "raw":
+            if rec.kind == "raw" or not rec.runs_on(labels):
                 continue
             out = run_sql(conn, rec.sql_text)
             where = f"{file}:{rec.line}"
@@ -358,26 +368,29 @@ def generate(conninfo: str, files: list[Path], setup: Path | None) -> int:
                 continue
             nq += 1
             sort_mode = rec.sort_mode if not rec.expects_error else ("rowsort" if len(out.rows) > 1 else "nosort")
-            if sort_mode == "nosort" and len(out.rows) > 1 and "order by" not in rec.sql_text.lower():
+            if is_multirow_unordered(rec, out, sort_mode):
                 warnings += 1
                 print(f"{where}: warning: {len(out.rows)} rows, no ORDER BY and no rowsort", file=sys.stderr)
-            for row in out.rows:
-                for v in row:
-                    if "\n" in v or (v.strip() == "" and v != ""):
-                        warnings += 1
-                        print(f"{where}: warning: value {v!r} does not survive the slt format", file=sys.stderr)
-            header = f"query {type_letters(out.columns)}"
-            label = rec.label
-            if sort_mode != "nosort" or label:
-                header += f" {sort_mode}"
-            if label:
-                header += f" {label}"
-            rec.header = header
+            for v in unsafe_values(out):
+                warnings += 1
+                print(f"{where}: warning: value {v!r} does not survive the slt format", file=sys.stderr)
+            rec.header = query_header(out.columns, sort_mode, rec.label)
             rec.results = rendered_rows(out.rows, sort_mode)
         write(file, records)
         conn.close()
+        total_q += nq
         print(f"{file}: {nq} queries", file=sys.stderr)
+    print(f"{total_q} queries with results in {len(files)} files", file=sys.stderr)
     return 1 if warnings else 0
+
+
+def query_header(columns: list[int], sort_mode: str, label: str | None) -> str:
+    header = f"query {type_letters(columns)}"
+    if sort_mode != "nosort" or label:
+        header += f" {sort_mode}"
+    if label:
+        header += f" {label}"
+    return header
 
 
 # --- compare -------------------------------------------------------------------------------
@@ -390,6 +403,7 @@ class Diff:
     sql: str
     expected: str
     actual: str
+    causes: list[str] | None = None
 
 
 def expected_text(rec: Record) -> str:
@@ -400,44 +414,191 @@ def expected_text(rec: Record) -> str:
     return "\n".join(rec.results or [])
 
 
-def compare(conninfo: str, files: list[Path], setup: Path | None, json_path: Path | None) -> int:
+def mismatch(rec: Record, out: Outcome) -> str | None:
+    """What the server answered, when that is not what `rec` expects; None when it is."""
+    if rec.expects_error:
+        if out.error is None:
+            return "ok" if out.columns is None else "\n".join(rendered_rows(out.rows, "nosort")) or "(no rows)"
+        if rec.error_pattern and not re.search(rec.error_pattern, out.error):
+            return f"error {out.error}"
+        return None
+    if out.error is not None:
+        return f"error {out.error}"
+    if rec.kind == "query":
+        got = rendered_rows(out.rows, rec.sort_mode)
+        want = rec.results or []
+        if [normalize(x) for x in got] != [normalize(x) for x in want]:
+            return "\n".join(got) if got else "(no rows)"
+    return None
+
+
+def compare(conninfo: str, files: list[Path], setup: Path | None, json_path: Path | None, label: str) -> int:
     diffs: list[Diff] = []
-    total = 0
+    total = skipped = 0
+    labels = {label}
     for file in files:
         conn = connect(conninfo)
         run_setup(conn, setup_for(file, setup), "the server")
         for rec in parse(file):
             if rec.kind == "raw":
                 continue
+            if not rec.runs_on(labels):
+                skipped += 1
+                continue
             total += 1
             out = run_sql(conn, rec.sql_text)
-            actual = None
-            if rec.expects_error:
-                if out.error is None:
-                    actual = "ok" if out.columns is None else "\n".join(rendered_rows(out.rows, "nosort")) or "(no rows)"
-                elif rec.error_pattern and not re.search(rec.error_pattern, out.error):
-                    actual = f"error {out.error}"
-            elif out.error is not None:
-                actual = f"error {out.error}"
-            elif rec.kind == "query":
-                got = rendered_rows(out.rows, rec.sort_mode)
-                want = rec.results or []
-                if [normalize(x) for x in got] != [normalize(x) for x in want]:
-                    actual = "\n".join(got) if got else "(no rows)"
+            actual = mismatch(rec, out)
             if actual is not None:
-                diffs.append(Diff(str(file), rec.line, rec.sql_text, expected_text(rec) or "(no rows)", actual))
+                diffs.append(Diff(str(file), rec.line, rec.sql_text, expected_text(rec) or "(no rows)", actual, rec.causes))
         conn.close()
     for d in diffs:
         print(f"--- {d.file}:{d.line}")
         print(f"    {d.sql}")
-        print("  expected (PostgreSQL):")
+        print("  expected:")
         print("\n".join("    " + x for x in d.expected.split("\n")))
         print("  actual:")
         print("\n".join("    " + x for x in d.actual.split("\n")))
-    print(f"{len(diffs)} differences in {total} records", file=sys.stderr)
+    print(f"{len(diffs)} differences in {total} records run with label {label!r} ({skipped} skipped by skipif/onlyif)",
+          file=sys.stderr)
     if json_path:
         json_path.write_text(json.dumps([d.__dict__ for d in diffs], indent=1, ensure_ascii=False), encoding="utf-8")
     return 1 if diffs else 0
+
+
+# --- annotate ------------------------------------------------------------------------------
+
+
+def doc_sections(path: Path) -> set[str] | None:
+    if not path.exists():
+        return None
+    return {line[3:].strip() for line in path.read_text(encoding="utf-8").split("\n") if line.startswith("## ")}
+
+
+def nowdb_copy(pg: Record, out: Outcome) -> Record:
+    """The `onlyif nowdb` record that expects what nowdb answered to `pg`'s SQL."""
+    rec = Record(kind=pg.kind, line=0, sql=list(pg.sql), conditions=[f"onlyif {NOWDB}"])
+    if out.error is not None:
+        rec.header = f"{pg.kind} error {out.sqlstate}"
+        return rec
+    if pg.kind == "statement" or out.columns is None:
+        rec.kind = "statement"
+        rec.header = "statement ok"
+        return rec
+    if pg.kind == "query" and not pg.expects_error:
+        sort_mode = pg.sort_mode
+    else:
+        sort_mode = "rowsort" if len(out.rows) > 1 else "nosort"
+    rec.header = query_header(out.columns, sort_mode, pg.label)
+    rec.results = rendered_rows(out.rows, sort_mode)
+    return rec
+
+
+def annotate(conninfo: str, files: list[Path], setup: Path | None, causes_path: Path | None, docs: Path) -> int:
+    causes_map: dict[str, str] = json.loads(causes_path.read_text(encoding="utf-8")) if causes_path else {}
+    sections = doc_sections(docs)
+    labels = {NOWDB}
+    problems = 0
+    counts: dict[str, int] = {}
+    added = updated = removed = 0
+    for file in files:
+        conn = connect(conninfo)
+        run_setup(conn, setup_for(file, setup), "nowdb")
+        records = parse(file)
+        pairs = twins(records)
+        copies = set(pairs.values())
+        result: list[Record] = []
+        i = 0
+        while i < len(records):
+            rec = records[i]
+            if rec.kind == "raw":
+                result.append(rec)
+                i += 1
+                continue
+            if i in copies:  # handled with its PostgreSQL record
+                i += 1
+                continue
+            pinned = rec.has(f"skipif {NOWDB}") and (i in pairs or rec.causes is not None)
+            if not pinned:
+                if rec.runs_on(labels):
+                    out = run_sql(conn, rec.sql_text)
+                    if not rec.has(f"onlyif {NOWDB}") and mismatch(rec, out) is not None:
+                        rec.causes = key_for(rec, causes_map, None)
+                        rec.conditions.append(f"skipif {NOWDB}")
+                        problems += check_copy(file, rec, out)
+                        result.extend([rec, Record(kind="raw", line=0, raw=[""]), nowdb_copy(rec, out)])
+                        added += 1
+                        count_causes(rec, counts)
+                        i += 1
+                        continue
+                result.append(rec)
+                i += 1
+                continue
+            # An annotated pair: run the SQL once, as nowdb's runner would run the copy.
+            out = run_sql(conn, rec.sql_text)
+            j = pairs.get(i)
+            old = records[j] if j is not None else None
+            if mismatch(rec, out) is None:
+                rec.conditions.remove(f"skipif {NOWDB}")
+                rec.causes = None
+                result.append(rec)
+                removed += 1
+                print(f"{file}:{rec.line}: nowdb now matches PostgreSQL; annotation removed", file=sys.stderr)
+            else:
+                rec.causes = key_for(rec, causes_map, rec.causes)
+                copy = nowdb_copy(rec, out)
+                problems += check_copy(file, rec, out)
+                if old is None or old.render() != copy.render():
+                    updated += 1
+                    print(f"{file}:{rec.line}: nowdb's copy updated", file=sys.stderr)
+                result.extend([rec, Record(kind="raw", line=0, raw=[""]), copy])
+                count_causes(rec, counts)
+            if j is None:
+                i += 1
+            else:
+                i = j + 1
+        for rec in result:
+            if rec.kind == "raw" or rec.causes is None:
+                continue
+            for key in rec.causes:
+                if key == "unclassified":
+                    problems += 1
+                    print(f"{file}: unclassified difference: {rec.sql_text}", file=sys.stderr)
+                elif sections is not None and key not in sections:
+                    problems += 1
+                    print(f"{file}: cause key {key!r} has no '## {key}' section in {docs}", file=sys.stderr)
+        write(file, result)
+        conn.close()
+    for key in sorted(counts):
+        print(f"{counts[key]:4} {key}", file=sys.stderr)
+    print(f"{sum(1 for _ in counts)} cause keys; {added} annotations added, {updated} nowdb copies updated, "
+          f"{removed} annotations removed", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def check_copy(file: Path, pg: Record, out: Outcome) -> int:
+    """Warnings about an answer the `onlyif nowdb` copy cannot pin reliably."""
+    n = 0
+    if out.error is None and out.columns is not None and pg.kind == "query":
+        sort_mode = pg.sort_mode if not pg.expects_error else ("rowsort" if len(out.rows) > 1 else "nosort")
+        if is_multirow_unordered(pg, out, sort_mode):
+            n += 1
+            print(f"{file}:{pg.line}: warning: nowdb answers {len(out.rows)} rows, no ORDER BY and no rowsort",
+                  file=sys.stderr)
+        for v in unsafe_values(out):
+            n += 1
+            print(f"{file}:{pg.line}: warning: nowdb's value {v!r} does not survive the slt format", file=sys.stderr)
+    return n
+
+
+def key_for(rec: Record, causes_map: dict[str, str], current: list[str] | None) -> list[str]:
+    if rec.sql_text in causes_map:
+        return [k.strip() for k in causes_map[rec.sql_text].split(",") if k.strip()]
+    return current or ["unclassified"]
+
+
+def count_causes(rec: Record, counts: dict[str, int]) -> None:
+    for key in rec.causes or []:
+        counts[key] = counts.get(key, 0) + 1
 
 
 def main() -> int:
@@ -445,13 +606,21 @@ def main() -> int:
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--pg", metavar="CONNINFO", help="PostgreSQL to take expected results from (rewrites FILES)")
     mode.add_argument("--compare", metavar="CONNINFO", help="server to compare FILES against (prints differences)")
+    mode.add_argument("--annotate", metavar="CONNINFO",
+                      help="nowdb to pin differences from (rewrites FILES: skipif/onlyif nowdb pairs)")
     ap.add_argument("--setup", type=Path, help="setup statements (default: setup.sql next to each file)")
     ap.add_argument("--json", type=Path, help="with --compare: also write the differences as JSON here")
+    ap.add_argument("--label", default=NOWDB, help="with --compare: the server's label for skipif/onlyif (default nowdb)")
+    ap.add_argument("--causes", type=Path, help="with --annotate: JSON object, SQL text -> cause key(s), for new differences")
+    ap.add_argument("--docs", type=Path, default=Path(__file__).resolve().parents[2] / "docs" / "COMPATIBILITY.md",
+                    help="with --annotate: the document whose '## <key>' sections the cause keys must name")
     ap.add_argument("files", nargs="+", type=Path)
     args = ap.parse_args()
     if args.pg:
         return generate(args.pg, args.files, args.setup)
-    return compare(args.compare, args.files, args.setup, args.json)
+    if args.annotate:
+        return annotate(args.annotate, args.files, args.setup, args.causes, args.docs)
+    return compare(args.compare, args.files, args.setup, args.json, args.label)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ SELECT schema_name AS "name"
                               'timescaledb_experimental')
     ORDER BY schema_name
 ;
+-- @gap: datafusion-pg-catalog replaces Grafana's search_path subquery: no schema counts as on the search_path
 -- @name: showTables() (table list of the query editor)
 -- @expect: users, events
 SELECT
@@ -91,6 +92,7 @@ SELECT quote_ident(table_name) AS "table"
       WHERE quote_ident(table_schema) = 'public'
       ORDER BY 1
 ;
+-- @gap: datafusion-pg-catalog replaces Grafana's search_path subquery: no schema counts as on the search_path
 -- @name: getSchema('users') (column list, unqualified table)
 -- @expect: user_id, country, score
 -- @expect-row: user_id | bigint
@@ -115,6 +117,7 @@ SELECT quote_ident(column_name) AS "column", data_type AS "type"
           )
       END
 ;
+-- @gap: information_schema.columns.data_type shows Arrow type names
 -- @name: getSchema('public.events') (column list, qualified table)
 -- @expect: user_id, amount, ts
 -- @expect-row: ts | timestamp without time zone
@@ -151,6 +154,7 @@ SELECT table_name FROM information_schema.tables
 		 WHERE table_schema = $1 AND table_type IN ('BASE TABLE', 'VIEW')
 		 ORDER BY table_name
 ;
+-- @gap: information_schema.columns has no udt_name
 -- @name: schema.go queryColumns($1 = 'public', $2 = 'users')
 -- @params: ["public", "users"]
 -- @expect: user_id, country, score
