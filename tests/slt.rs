@@ -5,6 +5,7 @@ use std::fmt;
 use async_trait::async_trait;
 use sqllogictest::{DBOutput, DefaultColumnType};
 use tokio_postgres::types::{FromSql, Type};
+use nowdb_server::pgtext;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// Which protocol statements are sent with.
@@ -119,21 +120,24 @@ impl<'a> FromSql<'a> for AnyText {
             Type::INT2 => i16::from_sql(ty, raw)?.to_string(),
             Type::INT4 => i32::from_sql(ty, raw)?.to_string(),
             Type::INT8 => i64::from_sql(ty, raw)?.to_string(),
-            Type::FLOAT4 => format!("{:?}", f32::from_sql(ty, raw)?),
-            Type::FLOAT8 => format!("{:?}", f64::from_sql(ty, raw)?),
+            Type::FLOAT4 => pgtext::float4(f32::from_sql(ty, raw)?, 1),
+            Type::FLOAT8 => pgtext::float8(f64::from_sql(ty, raw)?, 1),
             Type::NUMERIC => numeric_text(raw)?,
             Type::DATE => {
                 let days = i32::from_sql(&Type::INT4, raw)?;
                 (pg_epoch().date() + chrono::Duration::days(days as i64)).format("%Y-%m-%d").to_string()
             }
-            Type::TIMESTAMP => timestamp_text(raw)?,
-            Type::TIMESTAMPTZ => format!("{}+00", timestamp_text(raw)?),
+            Type::TIMESTAMP => pgtext::timestamp(chrono::NaiveDateTime::from_sql(ty, raw)?),
+            Type::TIMESTAMPTZ => {
+                let utc = chrono::DateTime::<chrono::Utc>::from_sql(ty, raw)?;
+                pgtext::timestamptz(utc.fixed_offset())
+            }
             Type::BYTEA => {
                 let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
                 format!("\\x{hex}")
             }
-            Type::FLOAT4_ARRAY => array_text(Vec::<Option<f32>>::from_sql(ty, raw)?, |x| format!("{x:?}")),
-            Type::FLOAT8_ARRAY => array_text(Vec::<Option<f64>>::from_sql(ty, raw)?, |x| format!("{x:?}")),
+            Type::FLOAT4_ARRAY => array_text(Vec::<Option<f32>>::from_sql(ty, raw)?, |x| pgtext::float4(x, 1)),
+            Type::FLOAT8_ARRAY => array_text(Vec::<Option<f64>>::from_sql(ty, raw)?, |x| pgtext::float8(x, 1)),
             Type::INT4_ARRAY => array_text(Vec::<Option<i32>>::from_sql(ty, raw)?, |x| x.to_string()),
             Type::INT8_ARRAY => array_text(Vec::<Option<i64>>::from_sql(ty, raw)?, |x| x.to_string()),
             _ => String::from_utf8(raw.to_vec())?,
@@ -148,11 +152,6 @@ impl<'a> FromSql<'a> for AnyText {
 
 fn pg_epoch() -> chrono::NaiveDateTime {
     chrono::NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap_or_default()
-}
-
-fn timestamp_text(raw: &[u8]) -> Result<String, Box<dyn std::error::Error + Sync + Send>> {
-    let micros = i64::from_sql(&Type::INT8, raw)?;
-    Ok((pg_epoch() + chrono::Duration::microseconds(micros)).format("%Y-%m-%d %H:%M:%S%.6f").to_string())
 }
 
 fn array_text<T>(v: Vec<Option<T>>, show: impl Fn(T) -> String) -> String {

@@ -2,6 +2,7 @@
 
 mod abuse;
 mod clients;
+mod compat;
 mod durability;
 mod errors;
 mod history;

@@ -31,6 +31,20 @@ async fn run_all(protocol: Protocol) {
                 Ok::<_, nowdb_tests::slt::SltError>(PgSlt::new(client, protocol))
             }
         });
+        // NOWDB_SLT_UPDATE=1 rewrites the expected results with nowdb's (review the diff!).
+        if std::env::var("NOWDB_SLT_UPDATE").is_ok_and(|v| v == "1") && protocol == Protocol::Simple {
+            runner
+                .update_test_file(
+                    &file,
+                    " ",
+                    sqllogictest::default_validator,
+                    sqllogictest::default_normalizer,
+                    sqllogictest::default_column_validator,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("updating {}: {e}", file.display()));
+            continue;
+        }
         if let Err(e) = runner.run_file_async(&file).await {
             panic!("{} ({protocol:?} protocol):\n{e}\nserver log:\n{}", file.display(), server.log_text());
         }
