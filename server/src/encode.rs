@@ -15,12 +15,13 @@ use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Sc
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{stream, Stream, StreamExt, TryStreamExt};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{CopyCsvOptions, CopyEncoder, CopyTextOptions, DataRowEncoder, FieldFormat, FieldInfo, QueryResponse};
+use pgwire::api::results::{CopyEncoder, DataRowEncoder, FieldFormat, FieldInfo, QueryResponse};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::copy::CopyData;
 use pgwire::types::format::FormatOptions;
 
 use crate::copy::format::{CopyFormat, CopyKind};
+use crate::copy::text_out::{self, CopyTextEncoder};
 use crate::error::NowError;
 use crate::pgtext::PgText;
 
@@ -73,6 +74,8 @@ enum ColumnSource {
     Time(Time64MicrosecondArray),
     /// A float array column sent as text: `{1.5,2,NULL}`.
     FloatListText(ArrayRef),
+    /// Any other array column: empty arrays here, the rest by arrow-pg.
+    List(ArrayRef),
     /// Everything else: arrow-pg's encoding.
     Arrow(ArrayRef),
 }
@@ -122,6 +125,7 @@ impl ColumnSource {
             {
                 Self::FloatListText(array.clone())
             }
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => Self::List(array.clone()),
             _ => Self::Arrow(array.clone()),
         })
     }
@@ -130,6 +134,14 @@ impl ColumnSource {
         let value = match self {
             Self::Arrow(array) => return arrow_pg::encoder::encode_value(encoder, array, row, field, pg_field),
             _ if self.array().is_null(row) => None,
+            Self::List(array) | Self::FloatListText(array) if list_len(array, row) == 0 => {
+                let element = match pg_field.datatype().kind() {
+                    postgres_types::Kind::Array(element) => element.oid(),
+                    _ => 0,
+                };
+                Some(PgText::EmptyArray(element))
+            }
+            Self::List(array) => return arrow_pg::encoder::encode_value(encoder, array, row, field, pg_field),
             Self::Float8(a) => Some(PgText::Float8(a.value(row))),
             Self::Float4(a) => Some(PgText::Float4(a.value(row))),
             Self::Timestamp(a) => a.value_as_datetime(row).map(PgText::Timestamp),
@@ -146,8 +158,17 @@ impl ColumnSource {
             Self::Float4(a) => a,
             Self::Timestamp(a) | Self::TimestampTz(a, _) => a,
             Self::Time(a) => a,
-            Self::FloatListText(a) | Self::Arrow(a) => a.as_ref(),
+            Self::FloatListText(a) | Self::List(a) | Self::Arrow(a) => a.as_ref(),
         }
+    }
+}
+
+/// The number of elements of `list`'s `row`.
+fn list_len(list: &ArrayRef, row: usize) -> usize {
+    match list.data_type() {
+        DataType::List(_) => list.as_list::<i32>().value_length(row) as usize,
+        DataType::LargeList(_) => list.as_list::<i64>().value_length(row) as usize,
+        _ => list.as_fixed_size_list().value_length() as usize,
     }
 }
 
@@ -180,8 +201,14 @@ fn float_list_text(list: &ArrayRef, row: usize, pg_field: &FieldInfo) -> String 
 /// (with the header when there were no rows, in one message as PostgreSQL sends it).
 pub struct CopyRowEncoder {
     fields: Arc<Vec<FieldInfo>>,
-    encoder: CopyEncoder,
+    encoder: RowEncoder,
     header: Option<Vec<u8>>,
+}
+
+/// pgwire's encoder for the binary format; ours for text and CSV (PostgreSQL's quoting).
+enum RowEncoder {
+    Binary(CopyEncoder),
+    Text(CopyTextEncoder),
 }
 
 /// The binary COPY header: signature, flags, header extension length.
@@ -192,31 +219,21 @@ impl CopyRowEncoder {
     pub fn new(schema: SchemaRef, format: &CopyFormat) -> PgWireResult<Self> {
         if format.kind == CopyKind::Binary {
             let fields = Arc::new(fields(&schema, &Format::UnifiedBinary, None)?);
-            let encoder = CopyEncoder::new_binary(fields.clone());
+            let encoder = RowEncoder::Binary(CopyEncoder::new_binary(fields.clone()));
             return Ok(Self { fields, encoder, header: Some(PGCOPY_HEADER.to_vec()) });
         }
         let fields = Arc::new(fields(&schema, &Format::UnifiedText, None)?);
-        let delimiter = (format.delimiter as char).to_string();
-        let encoder = if format.kind == CopyKind::Csv {
-            CopyEncoder::new_csv(
-                fields.clone(),
-                CopyCsvOptions {
-                    delimiter: delimiter.as_str().into(),
-                    quote: (format.quote as char).to_string().as_str().into(),
-                    escape: (format.escape as char).to_string().as_str().into(),
-                    null_string: format.null.as_str().into(),
-                    force_quote: vec![],
-                },
-            )
-        } else {
-            CopyEncoder::new_text(
-                fields.clone(),
-                CopyTextOptions { delimiter: delimiter.as_str().into(), null_string: format.null.as_str().into() },
-            )
-        };
+        let encoder = RowEncoder::Text(CopyTextEncoder::new(format));
         let header = format.header.then(|| {
-            let names: Vec<String> = schema.fields().iter().map(|f| csv_quote(f.name(), format)).collect();
-            format!("{}\n", names.join(&delimiter)).into_bytes()
+            let mut line = bytes::BytesMut::new();
+            for (i, f) in schema.fields().iter().enumerate() {
+                if i > 0 {
+                    line.extend_from_slice(&[format.delimiter]);
+                }
+                text_out::push_value(&mut line, f.name().as_bytes(), format);
+            }
+            line.extend_from_slice(b"\n");
+            line.to_vec()
         });
         Ok(Self { fields, encoder, header })
     }
@@ -231,7 +248,10 @@ impl CopyRowEncoder {
         let mut out = Vec::with_capacity(batch.num_rows());
         let columns = BatchColumns::new(batch, &self.fields)?;
         for row in 0..batch.num_rows() {
-            let data = columns.encode_row(&mut self.encoder, row)?;
+            let data = match &mut self.encoder {
+                RowEncoder::Binary(e) => columns.encode_row(e, row)?,
+                RowEncoder::Text(e) => columns.encode_row(e, row)?,
+            };
             out.push(match self.header.take() {
                 Some(_) if self.is_binary() => data,
                 Some(mut bytes) => {
@@ -270,13 +290,4 @@ pub fn copy_stream(batches: SendableRecordBatchStream, encoder: CopyRowEncoder) 
     })
     .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
     .try_flatten()
-}
-
-fn csv_quote(name: &str, format: &CopyFormat) -> String {
-    let q = format.quote as char;
-    if name.contains([format.delimiter as char, q, '\n', '\r']) {
-        format!("{q}{}{q}", name.replace(q, &format!("{q}{q}")))
-    } else {
-        name.to_string()
-    }
 }

@@ -150,6 +150,9 @@ pub enum PgText {
     Time(NaiveTime),
     /// An array's complete text form (text format only).
     Array(String),
+    /// An empty array of elements of this type OID: `{}`, and in binary zero dimensions, as
+    /// PostgreSQL sends it (postgres-types would send one dimension of length zero).
+    EmptyArray(u32),
 }
 
 impl ToSql for PgText {
@@ -161,6 +164,13 @@ impl ToSql for PgText {
             PgText::TimestampTz(v) => v.to_sql(ty, out),
             PgText::Time(v) => v.to_sql(ty, out),
             PgText::Array(_) => Err("array text sent in the binary format".into()),
+            PgText::EmptyArray(element) => {
+                // ndim, has-nulls flag, element type.
+                out.extend_from_slice(&0i32.to_be_bytes());
+                out.extend_from_slice(&0i32.to_be_bytes());
+                out.extend_from_slice(&element.to_be_bytes());
+                Ok(IsNull::No)
+            }
         }
     }
 
@@ -180,6 +190,7 @@ impl ToSqlText for PgText {
             PgText::TimestampTz(v) => timestamptz(*v),
             PgText::Time(v) => time(*v),
             PgText::Array(text) => text.clone(),
+            PgText::EmptyArray(_) => "{}".to_string(),
         };
         out.extend_from_slice(text.as_bytes());
         Ok(IsNull::No)

@@ -1,4 +1,6 @@
-//! Real client programs: psql and psycopg 3.
+//! Real client programs against the real server: psql, Python drivers and tools (psycopg 3,
+//! asyncpg, pg8000, SQLAlchemy, pandas, polars), pgjdbc, node-postgres, and the introspection
+//! queries of DBeaver, Grafana and Metabase replayed in both protocols.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -43,6 +45,19 @@ fn psql_meta_commands_and_script() {
     assert!(out.contains("double precision") && out.contains("timestamp without time zone"), "{out}");
     let out = psql(&server, &["-c", "\\l"]);
     assert!(out.contains("nowdb"), "{out}");
+    psql(&server, &["-c", "CREATE MATERIALIZED VIEW user_spend AS SELECT user_id, count(*) AS n, sum(amount) AS total FROM events GROUP BY user_id"]);
+    let out = psql(&server, &["-c", "\\dm"]);
+    assert!(out.contains("user_spend") && out.contains("materialized view"), "{out}");
+    let out = psql(&server, &["-c", "\\dv"]);
+    assert!(!out.contains("user_spend"), "a materialized view is not a plain view: {out}");
+    let out = psql(&server, &["-c", "\\d"]);
+    assert!(out.contains("users") && out.contains("user_spend"), "{out}");
+    let out = psql(&server, &["-c", "\\dn"]);
+    assert!(out.contains("public"), "{out}");
+    let out = psql(&server, &["-c", "\\df"]);
+    assert!(out.contains("List of functions"), "{out}");
+    let out = psql(&server, &["-c", "\\x", "-c", "SELECT user_id, country FROM users WHERE user_id = 1"]);
+    assert!(out.contains("-[ RECORD 1 ]") && out.contains("country | FR"), "{out}");
 
     // \copy in both directions.
     let csv = dir.path().join("ev.csv");
@@ -79,4 +94,47 @@ fn psycopg3_with_and_without_prepared_statements() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "psycopg check failed:\n{text}\nserver log:\n{}", server.log_text());
     assert!(text.contains("psycopg ok"), "{text}");
+}
+
+/// Runs a client program against a fresh server; it exits non-zero on any failure.
+fn run_client(what: &str, program: &str, args: &[&str], with_server: impl FnOnce(&TestServer) -> Vec<String>) {
+    let server = TestServer::start();
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.extend(with_server(&server));
+    let out = Command::new(program)
+        .args(&all)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {program} ({e}); scripts/setup.sh installs it"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{what} failed:\n{text}\nserver log:\n{}", server.log_text());
+}
+
+fn python_path() -> String {
+    python().expect("no Python venv: run scripts/setup.sh").display().to_string()
+}
+
+#[test]
+fn python_drivers_orms_and_dataframes() {
+    run_client("asyncpg/pg8000/SQLAlchemy/pandas/polars", &python_path(), &["tests/python/clients_check.py"], |s| vec![s.conn_str()]);
+}
+
+#[test]
+fn bi_tools_introspection_replayed() {
+    run_client("DBeaver/Grafana/Metabase replay", &python_path(), &["tests/python/bi_replay.py"], |s| vec![s.conn_str()]);
+}
+
+#[test]
+fn pgjdbc() {
+    run_client(
+        "pgjdbc",
+        "java",
+        &["-cp", "/usr/share/java/postgresql.jar", "tests/clients/jdbc/JdbcCheck.java", "127.0.0.1"],
+        |s| vec![s.port.to_string()],
+    );
+}
+
+#[test]
+fn node_postgres() {
+    run_client("node-postgres", "node", &["tests/clients/node/check.js", "127.0.0.1"], |s| vec![s.port.to_string()]);
 }

@@ -82,3 +82,49 @@ async fn differential_sql_against_postgres() {
     }
     assert!(failures.is_empty(), "{} failures:\n{}\nnowdb log:\n{}", failures.len(), failures.join("\n\n"), server.log_text());
 }
+
+/// `COPY ... TO STDOUT` in the binary and CSV formats gives PostgreSQL's bytes exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_out_formats_match_postgres_byte_for_byte() {
+    use futures::TryStreamExt;
+
+    let pg = Postgres::start().expect("PostgreSQL 15 server binaries (scripts/setup.sh installs postgresql-15)");
+    let server = TestServer::start();
+    let setup = [
+        "CREATE TABLE feats (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE PRECISION, r REAL, ok BOOLEAN, seen TIMESTAMP, d DATE, emb REAL[])",
+        "INSERT INTO feats VALUES (1, 'a,b \"q\"', 2.0, 0.5, true, '2024-01-01 10:00:00.25', '2024-02-29', ARRAY[1.0, 0.25]::REAL[]), \
+         (2, '', 1e20, 3, false, '2024-01-02 00:00:00', '1999-12-31', ARRAY[]::REAL[]), \
+         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL), (4, 'é', 0.1, 1e-7, true, '1970-01-01 00:00:00', '2000-01-01', ARRAY[-2.5]::REAL[])",
+    ];
+    let mut outputs = Vec::new();
+    for conn_str in [pg.conn_str(), server.conn_str()] {
+        let client = connect(&conn_str).await;
+        for stmt in setup {
+            client.batch_execute(stmt).await.unwrap_or_else(|e| panic!("{conn_str}: {stmt}: {e}"));
+        }
+        let mut per_format = Vec::new();
+        for format in ["binary", "csv, HEADER", "text"] {
+            let sql = format!("COPY (SELECT * FROM feats ORDER BY id) TO STDOUT (FORMAT {format})");
+            let chunks: Vec<bytes::Bytes> = client.copy_out(&sql).await.expect("copy out").try_collect().await.expect("copy data");
+            per_format.push((format, chunks.concat()));
+        }
+        let empty: Vec<bytes::Bytes> = client
+            .copy_out("COPY (SELECT id FROM feats WHERE id > 100) TO STDOUT (FORMAT binary)")
+            .await
+            .expect("copy out")
+            .try_collect()
+            .await
+            .expect("copy data");
+        per_format.push(("binary, no rows", empty.concat()));
+        outputs.push(per_format);
+    }
+    for ((format, pg_bytes), (_, nowdb_bytes)) in outputs[0].iter().zip(&outputs[1]) {
+        assert_eq!(
+            nowdb_bytes,
+            pg_bytes,
+            "COPY TO STDOUT (FORMAT {format}) differs:\nPostgreSQL: {}\nnowdb:      {}",
+            String::from_utf8_lossy(pg_bytes).escape_debug(),
+            String::from_utf8_lossy(nowdb_bytes).escape_debug()
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod export;
 pub mod format;
+pub mod text_out;
 pub mod values;
 
 use std::sync::Arc;

