@@ -4,7 +4,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use sqllogictest::{DBOutput, DefaultColumnType};
-use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::types::{FromSql, Kind, Type};
 use nowdb_server::pgtext;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -95,10 +95,15 @@ async fn extended(client: &Client, sql: &str) -> Result<DBOutput<DefaultColumnTy
         return Ok(DBOutput::StatementComplete(n));
     }
     let result = client.query(&stmt, &[]).await?;
-    let rows = result
-        .iter()
-        .map(|r| (0..r.len()).map(|i| text(r.get::<_, Option<AnyText>>(i).map(|t| t.0).as_deref())).collect())
-        .collect();
+    let mut rows = Vec::with_capacity(result.len());
+    for r in &result {
+        let mut row = Vec::with_capacity(r.len());
+        for i in 0..r.len() {
+            let value = r.try_get::<_, Option<AnyText>>(i).map_err(|e| SltError(format!("client: decoding column {i}: {e:?}")))?;
+            row.push(text(value.map(|t| t.0).as_deref()));
+        }
+        rows.push(row);
+    }
     Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; stmt.columns().len()], rows })
 }
 
@@ -140,7 +145,14 @@ impl<'a> FromSql<'a> for AnyText {
             Type::FLOAT8_ARRAY => array_text(Vec::<Option<f64>>::from_sql(ty, raw)?, |x| pgtext::float8(x, 1)),
             Type::INT4_ARRAY => array_text(Vec::<Option<i32>>::from_sql(ty, raw)?, |x| x.to_string()),
             Type::INT8_ARRAY => array_text(Vec::<Option<i64>>::from_sql(ty, raw)?, |x| x.to_string()),
-            _ => String::from_utf8(raw.to_vec())?,
+            Type::TIME => pgtext::time(chrono::NaiveTime::from_sql(ty, raw)?),
+            Type::INTERVAL => interval_text(raw)?,
+            Type::REGTYPE => regtype_text(u32::from_sql(&Type::OID, raw)?),
+            Type::OID => u32::from_sql(ty, raw)?.to_string(),
+            _ => match ty.kind() {
+                Kind::Array(element) => generic_array_text(element, raw)?,
+                _ => String::from_utf8(raw.to_vec())?,
+            },
         };
         Ok(AnyText(s))
     }
@@ -148,6 +160,66 @@ impl<'a> FromSql<'a> for AnyText {
     fn accepts(_: &Type) -> bool {
         true
     }
+}
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
+
+/// Binary interval: microseconds, days, months.
+fn interval_text(raw: &[u8]) -> Result<String, BoxError> {
+    let micros = i64::from_be_bytes(raw.get(0..8).ok_or("short interval")?.try_into()?);
+    let days = i32::from_be_bytes(raw.get(8..12).ok_or("short interval")?.try_into()?);
+    let months = i32::from_be_bytes(raw.get(12..16).ok_or("short interval")?.try_into()?);
+    Ok(pgtext::interval(months, days, micros))
+}
+
+/// A `regtype` as PostgreSQL prints it, for the built-in types the suites use.
+fn regtype_text(oid: u32) -> String {
+    match Type::from_oid(oid) {
+        Some(Type::INT2) => "smallint".into(),
+        Some(Type::INT4) => "integer".into(),
+        Some(Type::INT8) => "bigint".into(),
+        Some(Type::FLOAT4) => "real".into(),
+        Some(Type::FLOAT8) => "double precision".into(),
+        Some(Type::BOOL) => "boolean".into(),
+        Some(Type::VARCHAR) => "character varying".into(),
+        Some(Type::TIMESTAMP) => "timestamp without time zone".into(),
+        Some(Type::TIMESTAMPTZ) => "timestamp with time zone".into(),
+        Some(Type::TIME) => "time without time zone".into(),
+        Some(t) => t.name().to_string(),
+        None => oid.to_string(),
+    }
+}
+
+/// Any one-dimensional binary array, each element rendered like a value of its type and
+/// quoted as PostgreSQL's array output quotes it.
+fn generic_array_text(element: &Type, raw: &[u8]) -> Result<String, BoxError> {
+    let word = |at: usize| -> Result<i32, BoxError> { Ok(i32::from_be_bytes(raw.get(at..at + 4).ok_or("short array")?.try_into()?)) };
+    let ndim = word(0)?;
+    if ndim == 0 {
+        return Ok("{}".into());
+    }
+    if ndim != 1 {
+        return Err("multi-dimensional arrays are not rendered".into());
+    }
+    let len = word(12)?;
+    let mut at = 20;
+    let mut items = Vec::new();
+    for _ in 0..len {
+        let n = word(at)?;
+        at += 4;
+        if n < 0 {
+            items.push("NULL".to_string());
+            continue;
+        }
+        let bytes = raw.get(at..at + n as usize).ok_or("short array element")?;
+        at += n as usize;
+        let item = AnyText::from_sql(element, bytes)?.0;
+        let quote = item.is_empty()
+            || item.eq_ignore_ascii_case("null")
+            || item.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\' | ' ' | '\t' | '\n'));
+        items.push(if quote { format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\"")) } else { item });
+    }
+    Ok(format!("{{{}}}", items.join(",")))
 }
 
 fn pg_epoch() -> chrono::NaiveDateTime {
@@ -168,6 +240,9 @@ fn numeric_text(raw: &[u8]) -> Result<String, Box<dyn std::error::Error + Sync +
     let (ndigits, weight, sign, dscale) = (word(0)? as usize, word(1)?, word(2)? as u16, word(3)? as usize);
     if sign == 0xC000 {
         return Ok("NaN".into());
+    }
+    if ndigits == 0 {
+        return Ok(if dscale == 0 { "0".into() } else { format!("0.{}", "0".repeat(dscale)) });
     }
     let mut int_part = String::new();
     let mut frac_part = String::new();

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use arrow_pg::encoder::Encoder;
 use bytes::Bytes;
-use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float32Array, Float64Array, RecordBatch, Time64MicrosecondArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Decimal128Array, DurationMicrosecondArray, Float32Array, IntervalMonthDayNanoArray, Float64Array, RecordBatch, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions as ArrowFormatOptions};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, DurationMicrosecondType, Field, Float32Type, IntervalMonthDayNanoType, IntervalUnit, Float64Type, Schema, SchemaRef, TimeUnit};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{stream, Stream, StreamExt, TryStreamExt};
 use pgwire::api::portal::Format;
@@ -70,11 +70,15 @@ enum ColumnSource {
     Float8(Float64Array),
     Float4(Float32Array),
     Timestamp(TimestampMicrosecondArray),
-    TimestampTz(TimestampMicrosecondArray, Tz),
+    TimestampTz(TimestampMicrosecondArray),
     Time(Time64MicrosecondArray),
-    /// A float array column sent as text: `{1.5,2,NULL}`.
-    FloatListText(ArrayRef),
-    /// Any other array column: empty arrays here, the rest by arrow-pg.
+    Numeric(Decimal128Array, i8),
+    Interval(IntervalMonthDayNanoArray),
+    Duration(DurationMicrosecondArray),
+    /// An array column sent as text, its elements rendered as PostgreSQL renders them:
+    /// `{1.5,2,NULL}`, `{"2024-01-01 00:00:00"}`.
+    ListText(ArrayRef),
+    /// An array column sent in binary: empty arrays here, the rest by arrow-pg.
     List(ArrayRef),
     /// Everything else: arrow-pg's encoding.
     Arrow(ArrayRef),
@@ -108,11 +112,22 @@ impl ColumnSource {
         Ok(match array.data_type() {
             DataType::Float64 => Self::Float8(array.as_primitive::<Float64Type>().clone()),
             DataType::Float32 => Self::Float4(array.as_primitive::<Float32Type>().clone()),
+            // A duration (timestamp - timestamp) is an interval of microseconds.
+            DataType::Duration(_) => {
+                let micros = cast(array, &DataType::Duration(TimeUnit::Microsecond)).map_err(api_error)?;
+                Self::Duration(micros.as_primitive::<DurationMicrosecondType>().clone())
+            }
+            DataType::Interval(_) => {
+                let mdn = cast(array, &DataType::Interval(IntervalUnit::MonthDayNano)).map_err(api_error)?;
+                Self::Interval(mdn.as_primitive::<IntervalMonthDayNanoType>().clone())
+            }
+            DataType::Decimal128(_, scale) => Self::Numeric(array.as_primitive::<Decimal128Type>().clone(), *scale),
             DataType::Timestamp(_, tz) => {
                 let micros = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None)).map_err(api_error)?;
                 let micros = micros.as_primitive().clone();
+                // A timestamptz prints in the session time zone, which is UTC in nowdb.
                 match tz {
-                    Some(tz) => Self::TimestampTz(micros, tz.parse().map_err(api_error)?),
+                    Some(_) => Self::TimestampTz(micros),
                     None => Self::Timestamp(micros),
                 }
             }
@@ -120,10 +135,8 @@ impl ColumnSource {
                 let micros = cast(array, &DataType::Time64(TimeUnit::Microsecond)).map_err(api_error)?;
                 Self::Time(micros.as_primitive().clone())
             }
-            DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _)
-                if format == FieldFormat::Text && matches!(item.data_type(), DataType::Float32 | DataType::Float64) =>
-            {
-                Self::FloatListText(array.clone())
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) if format == FieldFormat::Text => {
+                Self::ListText(array.clone())
             }
             DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => Self::List(array.clone()),
             _ => Self::Arrow(array.clone()),
@@ -134,7 +147,7 @@ impl ColumnSource {
         let value = match self {
             Self::Arrow(array) => return arrow_pg::encoder::encode_value(encoder, array, row, field, pg_field),
             _ if self.array().is_null(row) => None,
-            Self::List(array) | Self::FloatListText(array) if list_len(array, row) == 0 => {
+            Self::List(array) | Self::ListText(array) if list_len(array, row) == 0 => {
                 let element = match pg_field.datatype().kind() {
                     postgres_types::Kind::Array(element) => element.oid(),
                     _ => 0,
@@ -145,9 +158,15 @@ impl ColumnSource {
             Self::Float8(a) => Some(PgText::Float8(a.value(row))),
             Self::Float4(a) => Some(PgText::Float4(a.value(row))),
             Self::Timestamp(a) => a.value_as_datetime(row).map(PgText::Timestamp),
-            Self::TimestampTz(a, tz) => a.value_as_datetime_with_tz(row, *tz).map(|t| PgText::TimestampTz(t.fixed_offset())),
+            Self::TimestampTz(a) => a.value_as_datetime(row).map(|t| PgText::TimestampTz(t.and_utc().fixed_offset())),
             Self::Time(a) => a.value_as_time(row).map(PgText::Time),
-            Self::FloatListText(a) => Some(PgText::Array(float_list_text(a, row, pg_field))),
+            Self::Numeric(a, scale) => Some(PgText::Numeric(a.value(row), *scale)),
+            Self::Duration(a) => Some(PgText::Interval(0, 0, a.value(row))),
+            Self::Interval(a) => {
+                let v = a.value(row);
+                Some(PgText::Interval(v.months, v.days, v.nanoseconds / 1000))
+            }
+            Self::ListText(a) => Some(PgText::Array(list_text(a, row, pg_field.format_options().extra_float_digits)?)),
         };
         encoder.encode_field(&value, pg_field)
     }
@@ -156,9 +175,12 @@ impl ColumnSource {
         match self {
             Self::Float8(a) => a,
             Self::Float4(a) => a,
-            Self::Timestamp(a) | Self::TimestampTz(a, _) => a,
+            Self::Timestamp(a) | Self::TimestampTz(a) => a,
             Self::Time(a) => a,
-            Self::FloatListText(a) | Self::List(a) | Self::Arrow(a) => a.as_ref(),
+            Self::Numeric(a, _) => a,
+            Self::Interval(a) => a,
+            Self::Duration(a) => a,
+            Self::ListText(a) | Self::List(a) | Self::Arrow(a) => a.as_ref(),
         }
     }
 }
@@ -172,26 +194,64 @@ fn list_len(list: &ArrayRef, row: usize) -> usize {
     }
 }
 
-/// The text form of a float array: `{1.5,2,NULL}`.
-fn float_list_text(list: &ArrayRef, row: usize, pg_field: &FieldInfo) -> String {
-    let values = match list.data_type() {
+/// The elements of `list`'s `row`.
+fn list_values(list: &ArrayRef, row: usize) -> ArrayRef {
+    match list.data_type() {
         DataType::List(_) => list.as_list::<i32>().value(row),
         DataType::LargeList(_) => list.as_list::<i64>().value(row),
         _ => list.as_fixed_size_list().value(row),
-    };
-    let extra = pg_field.format_options().extra_float_digits;
-    let items: Vec<String> = (0..values.len())
-        .map(|i| {
-            if values.is_null(i) {
-                "NULL".to_string()
-            } else if let Some(f) = values.as_primitive_opt::<Float64Type>() {
-                crate::pgtext::float8(f.value(i), extra)
-            } else {
-                crate::pgtext::float4(values.as_primitive::<Float32Type>().value(i), extra)
+    }
+}
+
+/// The text form of an array: `{1.5,2,NULL}`, elements quoted as PostgreSQL's array_out
+/// quotes them.
+fn list_text(list: &ArrayRef, row: usize, extra_float_digits: i8) -> PgWireResult<String> {
+    let values = list_values(list, row);
+    let elements = ColumnSource::new(&values, FieldFormat::Text)?;
+    let mut items = Vec::with_capacity(values.len());
+    for i in 0..values.len() {
+        items.push(match elements.text(i, extra_float_digits)? {
+            None => "NULL".to_string(),
+            Some(t) if matches!(elements, ColumnSource::ListText(_)) => t,
+            Some(t) if needs_quotes(&t) => format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\"")),
+            Some(t) => t,
+        });
+    }
+    Ok(format!("{{{}}}", items.join(",")))
+}
+
+fn needs_quotes(element: &str) -> bool {
+    element.is_empty()
+        || element.eq_ignore_ascii_case("null")
+        || element.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_ascii_whitespace())
+}
+
+impl ColumnSource {
+    /// Value `i`'s text form (an array element's), `None` for NULL.
+    fn text(&self, i: usize, extra: i8) -> PgWireResult<Option<String>> {
+        if self.array().is_null(i) {
+            return Ok(None);
+        }
+        use crate::pgtext;
+        Ok(Some(match self {
+            Self::Float8(a) => pgtext::float8(a.value(i), extra),
+            Self::Float4(a) => pgtext::float4(a.value(i), extra),
+            Self::Timestamp(a) => a.value_as_datetime(i).map(pgtext::timestamp).unwrap_or_default(),
+            Self::TimestampTz(a) => a.value_as_datetime(i).map(|t| pgtext::timestamptz(t.and_utc().fixed_offset())).unwrap_or_default(),
+            Self::Time(a) => a.value_as_time(i).map(pgtext::time).unwrap_or_default(),
+            Self::Numeric(a, scale) => pgtext::numeric(a.value(i), *scale),
+            Self::Interval(a) => {
+                let v = a.value(i);
+                pgtext::interval(v.months, v.days, v.nanoseconds / 1000)
             }
-        })
-        .collect();
-    format!("{{{}}}", items.join(","))
+            Self::Duration(a) => pgtext::interval(0, 0, a.value(i)),
+            Self::ListText(a) => list_text(a, i, extra)?,
+            Self::List(a) | Self::Arrow(a) => match a.as_boolean_opt() {
+                Some(b) => if b.value(i) { "t" } else { "f" }.to_string(),
+                None => ArrayFormatter::try_new(a.as_ref(), &ArrowFormatOptions::default()).map_err(api_error)?.value(i).to_string(),
+            },
+        }))
+    }
 }
 
 /// Encodes rows for COPY TO (STDOUT or a file), batch by batch: one CopyData per row; the

@@ -19,12 +19,12 @@ type BoxError = Box<dyn Error + Sync + Send>;
 
 /// `v` as PostgreSQL's `float8out` writes it with `extra_float_digits` = `extra`.
 pub fn float8(v: f64, extra: i8) -> String {
-    float_text(v, extra, 15, |v| format!("{v:e}"), |v, digits| format!("{v:.digits$e}"))
+    float_text(v, extra, 15, |v| ryu::Buffer::new().format_finite(v).to_string(), |v, digits| format!("{v:.digits$e}"))
 }
 
 /// `v` as PostgreSQL's `float4out` writes it with `extra_float_digits` = `extra`.
 pub fn float4(v: f32, extra: i8) -> String {
-    float_text(v as f64, extra, 6, |_| format!("{v:e}"), |_, digits| format!("{v:.digits$e}"))
+    float_text(v as f64, extra, 6, |_| ryu::Buffer::new().format_finite(v).to_string(), |_, digits| format!("{v:.digits$e}"))
 }
 
 /// `dig` is DBL_DIG or FLT_DIG. With `extra` > 0 PostgreSQL prints the shortest exact
@@ -38,10 +38,10 @@ fn float_text(v: f64, extra: i8, dig: i32, shortest: impl Fn(f64) -> String, rou
         return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
     if extra > 0 {
-        // Shortest digits; `{:e}` gives them as `d.ddde<exp>`.
-        let s = shortest(v);
-        let (mantissa, exp) = split_exp(&s);
-        return place_point(mantissa, exp, exp < -4 || exp >= dig, false);
+        // Shortest digits, as PostgreSQL computes them: Ryu (ties to even, like PostgreSQL's
+        // d2s.c; Rust's `{:e}` breaks ties differently).
+        let (digits, exp) = normalize(&shortest(v));
+        return place_point(&digits, exp, exp < -4 || exp >= dig, false);
     }
     // %g with precision P = dig + extra: scientific when exp < -4 or exp >= P, trailing
     // zeros removed.
@@ -57,6 +57,25 @@ fn split_exp(s: &str) -> (&str, i32) {
         Some((m, e)) => (m, e.parse().unwrap_or(0)),
         None => (s, 0),
     }
+}
+
+/// Any decimal rendering (`-0.0001`, `1.5e-7`, `2.0`, `1e20`) as (`-d.ddd`, exponent of the
+/// first significant digit).
+fn normalize(s: &str) -> (String, i32) {
+    let (sign, s) = match s.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", s),
+    };
+    let (mantissa, exp) = split_exp(s);
+    let point = mantissa.find('.').unwrap_or(mantissa.len()) as i32;
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let leading = digits.len() - digits.trim_start_matches('0').len();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0');
+    if significant.is_empty() {
+        return (format!("{sign}0"), 0);
+    }
+    let exponent = point - 1 - leading as i32 + exp;
+    (format!("{sign}{}.{}", &significant[..1], &significant[1..]), exponent)
 }
 
 /// Writes the digits of `mantissa` (`-d.ddd`) times 10^`exp` in fixed or PostgreSQL's
@@ -96,6 +115,87 @@ fn place_point(mantissa: &str, exp: i32, scientific: bool, trim: bool) -> String
         }
     }
     out
+}
+
+/// An Arrow decimal (`v` × 10^-`scale`) as PostgreSQL writes a numeric: all `scale` digits.
+pub fn numeric(v: i128, scale: i8) -> String {
+    let (int_part, frac_part) = numeric_parts(v, scale);
+    let sign = if v < 0 { "-" } else { "" };
+    match frac_part.is_empty() {
+        true => format!("{sign}{int_part}"),
+        false => format!("{sign}{int_part}.{frac_part}"),
+    }
+}
+
+/// The absolute value's integer digits (no leading zeros, `0` for none) and its `scale`
+/// fraction digits.
+fn numeric_parts(v: i128, scale: i8) -> (String, String) {
+    let abs = v.unsigned_abs().to_string();
+    if scale <= 0 {
+        let int_part = if abs == "0" { abs } else { format!("{abs}{}", "0".repeat(scale.unsigned_abs() as usize)) };
+        return (int_part, String::new());
+    }
+    let scale = scale as usize;
+    let padded = format!("{abs:0>width$}", width = scale + 1);
+    let (int_part, frac_part) = padded.split_at(padded.len() - scale);
+    (int_part.to_string(), frac_part.to_string())
+}
+
+/// PostgreSQL's binary numeric: ndigits, weight, sign, dscale, base-10000 digits.
+fn numeric_binary(v: i128, scale: i8, out: &mut BytesMut) {
+    let (int_part, frac_part) = numeric_parts(v, scale);
+    let int_part = int_part.trim_start_matches('0');
+    // Base-10000 groups aligned on the decimal point.
+    let int_pad = (4 - int_part.len() % 4) % 4;
+    let int_digits = format!("{}{int_part}", "0".repeat(int_pad));
+    let frac_pad = (4 - frac_part.len() % 4) % 4;
+    let frac_digits = format!("{frac_part}{}", "0".repeat(frac_pad));
+    let group = |s: &str| -> Vec<i16> { s.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).ok().and_then(|t| t.parse().ok()).unwrap_or(0)).collect() };
+    let mut digits = group(&int_digits);
+    let mut weight = digits.len() as i32 - 1;
+    digits.extend(group(&frac_digits));
+    while digits.first() == Some(&0) {
+        digits.remove(0);
+        weight -= 1;
+    }
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    if digits.is_empty() {
+        weight = 0;
+    }
+    out.extend_from_slice(&(digits.len() as i16).to_be_bytes());
+    out.extend_from_slice(&(weight as i16).to_be_bytes());
+    out.extend_from_slice(&(if v < 0 && !digits.is_empty() { 0x4000u16 } else { 0 }).to_be_bytes());
+    out.extend_from_slice(&(scale.max(0) as u16).to_be_bytes());
+    for d in digits {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+}
+
+/// An interval as PostgreSQL writes it in the default `postgres` IntervalStyle:
+/// `1 year 2 mons -3 days +04:05:06.5`.
+pub fn interval(months: i32, days: i32, micros: i64) -> String {
+    let mut parts = Vec::new();
+    let mut before_negative = false;
+    for (value, unit) in [(months / 12, "year"), (months % 12, "mon"), (days, "day")] {
+        if value != 0 {
+            let plus = if before_negative && value > 0 { "+" } else { "" };
+            parts.push(format!("{plus}{value} {unit}{}", if value != 1 { "s" } else { "" }));
+            before_negative = value < 0;
+        }
+    }
+    if micros != 0 || parts.is_empty() {
+        let sign = if micros < 0 { "-" } else if before_negative { "+" } else { "" };
+        let abs = micros.unsigned_abs();
+        let (h, m, s, us) = (abs / 3_600_000_000, abs / 60_000_000 % 60, abs / 1_000_000 % 60, abs % 1_000_000);
+        let mut t = format!("{sign}{h:02}:{m:02}:{s:02}");
+        if us != 0 {
+            t.push_str(format!(".{us:06}").trim_end_matches('0'));
+        }
+        parts.push(t);
+    }
+    parts.join(" ")
 }
 
 /// `t` as PostgreSQL writes a `time`: `HH:MM:SS` plus the non-zero fraction digits.
@@ -150,6 +250,11 @@ pub enum PgText {
     Time(NaiveTime),
     /// An array's complete text form (text format only).
     Array(String),
+    /// interval: months, days, microseconds.
+    Interval(i32, i32, i64),
+    /// numeric: an unscaled value and its scale (Arrow's Decimal128), sent with its scale in
+    /// both formats (`0.00` stays `0.00`) and without a 28-digit limit.
+    Numeric(i128, i8),
     /// An empty array of elements of this type OID: `{}`, and in binary zero dimensions, as
     /// PostgreSQL sends it (postgres-types would send one dimension of length zero).
     EmptyArray(u32),
@@ -164,6 +269,16 @@ impl ToSql for PgText {
             PgText::TimestampTz(v) => v.to_sql(ty, out),
             PgText::Time(v) => v.to_sql(ty, out),
             PgText::Array(_) => Err("array text sent in the binary format".into()),
+            PgText::Interval(months, days, micros) => {
+                out.extend_from_slice(&micros.to_be_bytes());
+                out.extend_from_slice(&days.to_be_bytes());
+                out.extend_from_slice(&months.to_be_bytes());
+                Ok(IsNull::No)
+            }
+            PgText::Numeric(v, scale) => {
+                numeric_binary(*v, *scale, out);
+                Ok(IsNull::No)
+            }
             PgText::EmptyArray(element) => {
                 // ndim, has-nulls flag, element type.
                 out.extend_from_slice(&0i32.to_be_bytes());
@@ -190,6 +305,8 @@ impl ToSqlText for PgText {
             PgText::TimestampTz(v) => timestamptz(*v),
             PgText::Time(v) => time(*v),
             PgText::Array(text) => text.clone(),
+            PgText::Interval(months, days, micros) => interval(*months, *days, *micros),
+            PgText::Numeric(v, scale) => numeric(*v, *scale),
             PgText::EmptyArray(_) => "{}".to_string(),
         };
         out.extend_from_slice(text.as_bytes());
@@ -226,11 +343,32 @@ mod tests {
         for (v, want) in cases {
             assert_eq!(float8(*v, 1), *want, "{v}");
         }
+        // Ryu's tie-breaking, as PostgreSQL's (Rust's `{:e}` prints ...03e+15 here).
+        assert_eq!(float8(1e15 + 0.3, 1), "1.0000000000000002e+15");
         // extra_float_digits = 0: %.15g.
         assert_eq!(float8(0.1 + 0.2, 0), "0.3");
         assert_eq!(float8(1.0 / 3.0, 0), "0.333333333333333");
         assert_eq!(float8(1e20, 0), "1e+20");
         assert_eq!(float8(100.0, 0), "100");
+    }
+
+    #[test]
+    fn numeric_like_postgres() {
+        assert_eq!(numeric(0, 2), "0.00");
+        assert_eq!(numeric(-5, 3), "-0.005");
+        assert_eq!(numeric(123456, 2), "1234.56");
+        assert_eq!(numeric(12, -2), "1200");
+        let bin = |v, s| {
+            let mut out = BytesMut::new();
+            numeric_binary(v, s, &mut out);
+            out.to_vec()
+        };
+        // 0.00: no digits, scale 2.
+        assert_eq!(bin(0, 2), vec![0, 0, 0, 0, 0, 0, 0, 2]);
+        // 1234.56: digits [1234, 5600], weight 0, scale 2.
+        assert_eq!(bin(123456, 2), vec![0, 2, 0, 0, 0, 0, 0, 2, 0x04, 0xd2, 0x15, 0xe0]);
+        // -0.005: digits [50], weight -1, negative, scale 3.
+        assert_eq!(bin(-5, 3), vec![0, 1, 0xff, 0xff, 0x40, 0, 0, 3, 0, 50]);
     }
 
     #[test]
@@ -253,5 +391,9 @@ mod tests {
         let ist = FixedOffset::east_opt(5 * 3600 + 1800).unwrap();
         assert_eq!(timestamptz(ts("2024-01-01 08:00:00").and_local_timezone(ist).unwrap()), "2024-01-01 08:00:00+05:30");
         assert_eq!(time(NaiveTime::from_hms_micro_opt(1, 2, 3, 400_000).unwrap()), "01:02:03.4");
+        assert_eq!(interval(0, 1, 2 * 3_600_000_000), "1 day 02:00:00");
+        assert_eq!(interval(14, -3, 4 * 3_600_000_000 + 500_000), "1 year 2 mons -3 days +04:00:00.5");
+        assert_eq!(interval(0, 0, 0), "00:00:00");
+        assert_eq!(interval(0, -1, 0), "-1 days");
     }
 }

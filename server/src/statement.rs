@@ -133,7 +133,12 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
             if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)) {
                 return Err(NowError::Unsupported(format!("statement not supported: {stmt}")));
             }
-            let schema = names.client_schema(Arc::new(plan.schema().as_arrow().clone()));
+            // Described from the analyzed plan: type coercion settles the output types (a
+            // UNION of an integer and a float is float8, not the first branch's bigint).
+            let state = ctx.state();
+            let analyzed = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |_, _| {});
+            let described = analyzed.as_ref().map_or(plan.schema(), |p| p.schema()).as_arrow().clone();
+            let schema = names.client_schema(Arc::new(described));
             (PlanKind::Query(plan), Some(schema))
         }
         Statement::Insert(insert) => {
