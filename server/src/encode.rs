@@ -27,7 +27,37 @@ use crate::pgtext::PgText;
 
 /// Describes the columns of `schema` for RowDescription.
 pub fn fields(schema: &Schema, format: &Format, options: Option<Arc<FormatOptions>>) -> PgWireResult<Vec<FieldInfo>> {
+    if schema.fields().iter().any(|f| stale_type_tag(f).is_some()) {
+        let fields: Vec<_> = schema
+            .fields()
+            .iter()
+            .map(|f| match stale_type_tag(f) {
+                Some(key) => {
+                    let mut metadata = f.metadata().clone();
+                    metadata.remove(key);
+                    Arc::new(f.as_ref().clone().with_metadata(metadata))
+                }
+                None => f.clone(),
+            })
+            .collect();
+        return arrow_pg::datatypes::arrow_schema_to_pg_fields(&Schema::new(fields), format, options);
+    }
     arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, options)
+}
+
+/// A pg_catalog type tag (`oid` alias, `"char"`) that an expression carried over to a value
+/// of another type (`elemtype::regtype::text` keeps the oid tag on text): describing the
+/// column by it would announce an oid and send text.
+fn stale_type_tag(field: &Field) -> Option<&'static str> {
+    use arrow_pg::datatypes::{PG_CHAR_KEY, PG_OID_ALIAS_KEY};
+    let metadata = field.metadata();
+    if metadata.contains_key(PG_OID_ALIAS_KEY) && !matches!(field.data_type(), DataType::Int32 | DataType::UInt32) {
+        return Some(PG_OID_ALIAS_KEY);
+    }
+    if metadata.contains_key(PG_CHAR_KEY) && !matches!(field.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
+        return Some(PG_CHAR_KEY);
+    }
+    None
 }
 
 /// A query response over already computed batches.

@@ -171,7 +171,8 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
     };
     let sql = stmt.to_string();
     limit_params_are_bigint(&sql, &mut param_types);
-    let param_wire_types = wire_types(&mut param_types, client_types);
+    let mut param_wire_types = wire_types(&mut param_types, client_types);
+    oid_params(&stmt, client_types, &mut param_wire_types);
     let lookup = match &kind {
         PlanKind::Query(plan) => PointLookup::recognize(session.engine().catalog(), plan).filter(PointLookup::is_plain).or_else(|| {
             // A computed select list is compiled once, here, from the analyzed (type-coerced)
@@ -254,6 +255,43 @@ fn limit_params_are_bigint(sql: &str, types: &mut Vec<Option<DataType>>) {
                 types[i - 1] = Some(DataType::Int64);
             }
         }
+    }
+}
+
+/// Parameters cast to `oid` or `oid[]` (`$1::oid[]`, as asyncpg's type introspection
+/// writes) are described as such, not as the int4 they are planned as: drivers pick their
+/// encoder by the described type, and know oid[] where they may not know int4[].
+fn oid_params(stmt: &Statement, client_types: &[Option<Type>], wire: &mut [Type]) {
+    use datafusion::sql::sqlparser::ast::{visit_expressions, DataType as SqlType, Expr};
+    let is_oid = |t: &SqlType| matches!(t, SqlType::Custom(name, _) if name.to_string().eq_ignore_ascii_case("oid"));
+    let _ = visit_expressions(stmt, |e| {
+        if let Expr::Cast { expr, data_type, .. } = e {
+            if let Expr::Value(v) = expr.as_ref() {
+                if let datafusion::sql::sqlparser::ast::Value::Placeholder(p) = &v.value {
+                    let described = match data_type {
+                        t if is_oid(t) => Some(Type::OID),
+                        SqlType::Array(elem) if elem_is(elem, &is_oid) => Some(Type::OID_ARRAY),
+                        _ => None,
+                    };
+                    let index = p.trim_start_matches('$').parse::<usize>().ok().and_then(|n| n.checked_sub(1));
+                    if let (Some(ty), Some(i)) = (described, index) {
+                        let client_typed = client_types.get(i).cloned().flatten().is_some_and(|t| t != Type::UNKNOWN);
+                        if let (false, Some(slot)) = (client_typed, wire.get_mut(i)) {
+                            *slot = ty;
+                        }
+                    }
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+fn elem_is(elem: &datafusion::sql::sqlparser::ast::ArrayElemTypeDef, is: &impl Fn(&datafusion::sql::sqlparser::ast::DataType) -> bool) -> bool {
+    use datafusion::sql::sqlparser::ast::ArrayElemTypeDef;
+    match elem {
+        ArrayElemTypeDef::AngleBracket(t) | ArrayElemTypeDef::SquareBracket(t, _) | ArrayElemTypeDef::Parenthesis(t) => is(t),
+        ArrayElemTypeDef::None => false,
     }
 }
 

@@ -317,7 +317,16 @@ impl ExtendedQueryHandler for Handlers {
         let prepared = portal.statement.statement.clone();
         let inferred: Vec<Option<&datafusion::arrow::datatypes::DataType>> =
             prepared.param_types.iter().map(Option::as_ref).collect();
-        let wire: Vec<Option<&Type>> = prepared.param_wire_types.iter().map(Some).collect();
+        // oid and oid[] parameters hold the same 4-byte integers as int4 / int4[].
+        let wire: Vec<Option<&Type>> = prepared
+            .param_wire_types
+            .iter()
+            .map(|t| match *t {
+                Type::OID => Some(&Type::INT4),
+                Type::OID_ARRAY => Some(&Type::INT4_ARRAY),
+                _ => Some(t),
+            })
+            .collect();
         if portal.parameter_len() != prepared.param_wire_types.len() && !prepared.param_wire_types.is_empty() {
             return Err(NowError::coded(
                 "08P01",

@@ -55,25 +55,25 @@ async def _asyncpg_check():
     try:
         await conn.execute("DROP TABLE IF EXISTS ap_users")
         await conn.execute(
-            # No array columns: asyncpg decodes real[]/float8[] only after its type introspection
-            # query, which nowdb cannot run yet (docs/COMPATIBILITY.md, "Clients").
+            # The array columns make asyncpg run its type introspection query (it has no
+            # built-in codec for real[] / float8[]).
             "CREATE TABLE ap_users (id BIGINT PRIMARY KEY, n INT, score DOUBLE PRECISION, r REAL,"
-            " name TEXT, active BOOLEAN, seen TIMESTAMP, born DATE)"
+            " name TEXT, active BOOLEAN, seen TIMESTAMP, born DATE, emb REAL[], vec DOUBLE PRECISION[])"
         )
         rows = [
             (1, 10, 1.5, 0.5, "ann", True, datetime.datetime(2024, 1, 1, 12, 0, 0, 250000),
-             datetime.date(1990, 5, 17)),
+             datetime.date(1990, 5, 17), [0.5, -1.0], [1.25, 2.5, -3.75]),
             (2, 20, -2.25, 0.25, "bob", False, datetime.datetime(2024, 1, 2, 8, 30),
-             datetime.date(2000, 2, 29)),
+             datetime.date(2000, 2, 29), [1.0], [0.0]),
             (3, 30, 1e10, 2.0, "cé", True, datetime.datetime(1999, 12, 31, 23, 59, 59),
-             datetime.date(1970, 1, 1)),
-            (4, None, None, None, None, None, None, None),
+             datetime.date(1970, 1, 1), [], [4.5]),
+            (4, None, None, None, None, None, None, None, None, None),
         ]
-        await conn.executemany("INSERT INTO ap_users VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", rows)
+        await conn.executemany("INSERT INTO ap_users VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", rows)
 
         r = await conn.fetchrow("SELECT * FROM ap_users WHERE id = $1", 1)
         assert r is not None, "asyncpg fetchrow id=1: no row"
-        assert tuple(r.keys()) == ("id", "n", "score", "r", "name", "active", "seen", "born"), r.keys()
+        assert tuple(r.keys()) == ("id", "n", "score", "r", "name", "active", "seen", "born", "emb", "vec"), r.keys()
         assert r["id"] == 1 and type(r["id"]) is int, r
         assert r["n"] == 10 and type(r["n"]) is int, r
         assert r["score"] == 1.5 and type(r["score"]) is float, r
@@ -82,9 +82,11 @@ async def _asyncpg_check():
         assert r["active"] is True, r
         assert r["seen"] == datetime.datetime(2024, 1, 1, 12, 0, 0, 250000), r
         assert r["born"] == datetime.date(1990, 5, 17) and type(r["born"]) is datetime.date, r
+        assert list(r["emb"]) == [0.5, -1.0], r
+        assert list(r["vec"]) == [1.25, 2.5, -3.75], r
 
-        r = await conn.fetchrow("SELECT name, born FROM ap_users WHERE id = $1", 3)
-        assert r["name"] == "cé" and r["born"] == datetime.date(1970, 1, 1), r
+        r = await conn.fetchrow("SELECT name, emb, born FROM ap_users WHERE id = $1", 3)
+        assert r["name"] == "cé" and list(r["emb"]) == [] and r["born"] == datetime.date(1970, 1, 1), r
 
         r = await conn.fetchrow("SELECT * FROM ap_users WHERE id = $1", 4)
         assert r["id"] == 4 and all(r[k] is None for k in list(r.keys())[1:]), r
