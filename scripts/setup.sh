@@ -27,7 +27,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import psycopg, onnxruntime, duckdb, asyncpg, pg8000, sqlalchemy, pandas, polars" 2>/dev/null; then
+if ! .venv/bin/python -c "import psycopg, onnxruntime, duckdb, asyncpg, pg8000, sqlalchemy, greenlet, pandas, polars" 2>/dev/null; then
     .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 fi
 if [ ! -d tests/clients/node/node_modules/pg ]; then

@@ -297,12 +297,7 @@ def check_sqlalchemy():
     finally:
         engine.dispose()
 
-    # The asyncpg dialect needs greenlet for SQLAlchemy's async engine.
-    try:
-        import greenlet  # noqa: F401
-    except ImportError:
-        SKIPPED.append("SQLAlchemy postgresql+asyncpg async engine: greenlet is not installed")
-        return
+    # The asyncpg dialect with SQLAlchemy's async engine (which needs greenlet).
 
     async def async_select():
         from sqlalchemy.ext.asyncio import create_async_engine
