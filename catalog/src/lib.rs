@@ -19,6 +19,7 @@ pub mod change;
 pub mod error;
 pub mod models;
 pub mod pg;
+pub mod pg_overlay;
 pub mod pg_functions;
 pub mod provider;
 pub mod retention;

@@ -4,19 +4,14 @@
 //! The `pg_catalog` schema and its functions come from the `datafusion-pg-catalog` crate, which
 //! derives `pg_class`, `pg_attribute`, `pg_namespace`, ... from DataFusion's catalog list, so
 //! every table of [`crate::Catalog`] shows up without a second registry. `information_schema`
-//! is DataFusion's own. [`PgCatalogOverlay`] adjusts what that crate cannot know: a
-//! materialized view is `relkind = 'm'` in `pg_class` (psql's `\dm`, DBeaver, Metabase).
+//! is DataFusion's own. [`crate::pg_overlay`] adds what that crate cannot know (materialized
+//! views, primary keys).
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use datafusion::arrow::array::{AsArray, StringArray};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::catalog::{SchemaProvider, TableProvider};
-use datafusion::datasource::ViewTable;
-use datafusion::datasource::provider_as_source;
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::{col, create_udf, ColumnarValue, Expr, LogicalPlanBuilder, ScalarUDF, Volatility};
+use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
@@ -40,9 +35,11 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<(), DataFu
     datafusion_pg_catalog::setup_pg_catalog(ctx, DATABASE, EmptyContextProvider).map_err(|e| *e)?;
     let db = ctx.catalog(DATABASE).ok_or_else(|| DataFusionError::Plan(format!("catalog {DATABASE} missing")))?;
     if let Some(inner) = db.schema("pg_catalog") {
-        let relkind = relkind_udf(catalog);
-        ctx.register_udf(relkind.clone());
-        db.register_schema("pg_catalog", Arc::new(PgCatalogOverlay { inner, relkind }))?;
+        let overlay = crate::pg_overlay::PgCatalogOverlay::new(inner, catalog);
+        for udf in overlay.functions() {
+            ctx.register_udf(udf);
+        }
+        db.register_schema("pg_catalog", Arc::new(overlay))?;
     }
     for f in crate::pg_functions::functions() {
         ctx.register_udf(f);
@@ -58,64 +55,4 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<(), DataFu
         }),
     ));
     Ok(())
-}
-
-/// `pg_catalog` as `datafusion-pg-catalog` builds it, with `pg_class` seen through a view that
-/// gives materialized views their relkind.
-#[derive(Debug)]
-pub struct PgCatalogOverlay {
-    inner: Arc<dyn SchemaProvider>,
-    relkind: ScalarUDF,
-}
-
-#[async_trait]
-impl SchemaProvider for PgCatalogOverlay {
-    fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
-    }
-
-    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        let Some(table) = self.inner.table(name).await? else { return Ok(None) };
-        if name != "pg_class" {
-            return Ok(Some(table));
-        }
-        let exprs: Vec<Expr> = table
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| match f.name().as_str() {
-                "relkind" => self.relkind.call(vec![col("relname"), col("relkind")]).alias("relkind"),
-                other => col(other),
-            })
-            .collect();
-        let plan = LogicalPlanBuilder::scan("pg_class", provider_as_source(table), None)?.project(exprs)?.build()?;
-        Ok(Some(Arc::new(ViewTable::new(plan, None))))
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
-    }
-}
-
-/// `nowdb_relkind(relname, relkind)`: `m` for nowdb's materialized views, else `relkind`.
-fn relkind_udf(catalog: Arc<Catalog>) -> ScalarUDF {
-    create_udf(
-        "nowdb_relkind",
-        vec![DataType::Utf8, DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(move |args: &[ColumnarValue]| {
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let (names, kinds) = (arrays[0].as_string::<i32>(), arrays[1].as_string::<i32>());
-            let out: StringArray = names
-                .iter()
-                .zip(kinds.iter())
-                .map(|(name, kind)| match (name, kind) {
-                    (Some(n), Some("v")) if catalog.table(n).is_some_and(|t| t.is_view()) => Some("m"),
-                    (_, kind) => kind,
-                })
-                .collect();
-            Ok(ColumnarValue::Array(Arc::new(out)))
-        }),
-    )
 }

@@ -57,20 +57,22 @@ impl SqlFrontEnd {
 
     /// `sql`'s statements, rewritten.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>, ParserError> {
+        let sql = driver_query(sql);
+        let sql = sql.as_ref();
         match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
             Ok(statements) if !statements.iter().any(reads_system_catalog) => {
                 Ok(statements.into_iter().map(|s| self.rewrite_user(s)).collect())
             }
             // Catalog queries, and text only the compatibility parser's substitutions make
             // parseable.
-            _ => Ok(self.catalog.parse(sql)?.into_iter().map(null_case_subqueries).collect()),
+            _ => Ok(self.catalog.parse(sql)?.into_iter().map(|s| generate_subscripts(null_case_subqueries(s))).collect()),
         }
     }
 
     /// `stmt`, rewritten.
     pub fn rewrite(&self, stmt: Statement) -> Statement {
         if reads_system_catalog(&stmt) {
-            null_case_subqueries(self.catalog.rewrite(stmt))
+            generate_subscripts(null_case_subqueries(self.catalog.rewrite(stmt)))
         } else {
             self.rewrite_user(stmt)
         }
@@ -82,6 +84,47 @@ impl SqlFrontEnd {
         }
         stmt
     }
+}
+
+/// pgjdbc's `getPrimaryKeys` expands `indkey` with `information_schema._pg_expandarray`, a
+/// set-returning function of a composite type that DataFusion cannot express; the same
+/// answer, key columns in key order, is `array_position` / `array_has` on the array.
+const PGJDBC_PRIMARY_KEYS: [(&str, &str); 3] = [
+    ("(information_schema._pg_expandarray(i.indkey)).n", "array_position(i.indkey, a.attnum)"),
+    ("information_schema._pg_expandarray(i.indkey)", "i.indkey"),
+    ("result.A_ATTNUM = (result.KEYS).x", "array_has(result.KEYS, result.A_ATTNUM)"),
+];
+
+/// Known driver queries that need a textual rewrite.
+fn driver_query(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains("information_schema._pg_expandarray(i.indkey)") {
+        return sql.into();
+    }
+    let mut out = sql.to_string();
+    for (from, to) in PGJDBC_PRIMARY_KEYS {
+        out = out.replace(from, to);
+    }
+    out.into()
+}
+
+/// `generate_subscripts(a, 1)` (SQLAlchemy's key reflection, next to `unnest(a)`) as
+/// `unnest(generate_series(1, cardinality(a)))`: the same 1..n beside the elements.
+fn generate_subscripts(mut stmt: Statement) -> Statement {
+    let _ = visit_expressions_mut(&mut stmt, |expr| {
+        if let Expr::Function(f) = expr {
+            let is_it = f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("generate_subscripts"));
+            if let (true, datafusion::sql::sqlparser::ast::FunctionArguments::List(list)) = (is_it, &f.args) {
+                if let Some(array) = list.args.first() {
+                    let text = format!("unnest(generate_series(1, cardinality({array})))");
+                    if let Ok(e) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()) {
+                        *expr = e;
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    stmt
 }
 
 /// `stmt` with every `CASE` that contains a subquery (in a condition or a branch) replaced by

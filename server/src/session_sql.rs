@@ -7,8 +7,10 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value,
+    visit_expressions_mut, BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, ObjectName, Statement, Value,
 };
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 
 use crate::error::{NowError, NowResult};
 use crate::session::Session;
@@ -63,11 +65,53 @@ fn value_of(session: &Session, expr: &Expr) -> NowResult<Option<Expr>> {
             let canon = settings.set(name, value)?;
             Some(text(&settings.get(canon)?))
         }
+        // A parameter as the name (`current_setting($1::varchar)`, SQLAlchemy's): a CASE over
+        // every setting's value as of now.
+        ("current_setting", [None, ..]) => match &f.args {
+            FunctionArguments::List(list) => list.args.first().and_then(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(name)) => Some(setting_by_name(session, name)),
+                _ => None,
+            }).transpose()?,
+            _ => None,
+        },
         ("current_setting" | "set_config", _) => {
             return Err(NowError::Unsupported(format!("{name}() takes literal arguments in nowdb")));
         }
         _ => None,
     })
+}
+
+fn setting_by_name(session: &Session, name: &Expr) -> NowResult<Expr> {
+    let settings = session.settings()?.all();
+    let conditions = settings
+        .iter()
+        .map(|(key, value, _)| CaseWhen {
+            condition: Expr::BinaryOp {
+                left: Box::new(Expr::Function(lower(name.clone()))),
+                op: BinaryOperator::Eq,
+                right: Box::new(text(&key.to_ascii_lowercase())),
+            },
+            result: text(value),
+        })
+        .collect();
+    Ok(Expr::Case { case_token: AttachedToken::empty(), end_token: AttachedToken::empty(), operand: None, conditions, else_result: None })
+}
+
+fn lower(arg: Expr) -> Function {
+    Function {
+        name: ObjectName::from(vec![Ident::new("lower")]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    }
 }
 
 enum Literal {
@@ -76,7 +120,13 @@ enum Literal {
 }
 
 fn literal(arg: &FunctionArg) -> Option<Literal> {
-    let FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) = arg else { return None };
+    let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg else { return None };
+    // `'name'`, `'name'::varchar` (SQLAlchemy), `('name')`.
+    let mut e = e;
+    while let Expr::Cast { expr, .. } | Expr::Nested(expr) = e {
+        e = expr;
+    }
+    let Expr::Value(v) = e else { return None };
     match &v.value {
         Value::SingleQuotedString(s) => Some(Literal::Text(s.clone())),
         Value::Boolean(b) => Some(Literal::Bool(*b)),

@@ -30,6 +30,7 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ("client_encoding", "UTF8", "Sets the client's character set encoding."),
     ("client_min_messages", "notice", "Sets the message levels that are sent to the client."),
     ("DateStyle", "ISO, MDY", "Sets the display format for date and time values."),
+    ("default_table_access_method", "heap", "Sets the default table access method for new tables."),
     ("default_transaction_isolation", "read committed", "Sets the transaction isolation level of each new transaction."),
     ("default_transaction_read_only", "off", "Sets the default read-only status of new transactions."),
     ("extra_float_digits", "1", "Sets the number of digits displayed for floating-point values."),

@@ -261,14 +261,13 @@ def check_sqlalchemy():
         assert isinstance(cols["created"]["type"], sa.DateTime), cols["created"]
         assert cols["id"]["nullable"] is False and cols["name"]["nullable"] is False, cols
         assert cols["price"]["nullable"] is True and cols["created"]["nullable"] is True, cols
-        # Primary keys and indexes are not reflected yet (pg_index / pg_constraint have no rows
-        # for nowdb's tables: docs/COMPATIBILITY.md, "Clients"), so the Core table is declared.
+        pk = insp.get_pk_constraint("sa_items")
+        assert pk["constrained_columns"] == ["id"] and pk["name"] == "sa_items_pkey", pk
+
         meta = sa.MetaData()
-        items = sa.Table(
-            "sa_items", meta,
-            sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("name", sa.Text, nullable=False),
-            sa.Column("price", sa.Double), sa.Column("qty", sa.Integer), sa.Column("created", sa.DateTime),
-        )
+        items = sa.Table("sa_items", meta, autoload_with=engine)
+        assert [c.name for c in items.columns] == ["id", "name", "price", "qty", "created"], items.columns
+        assert [c.name for c in items.primary_key] == ["id"], items.primary_key
 
         t0 = datetime.datetime(2024, 6, 1, 10, 0)
         with engine.begin() as conn:
@@ -357,7 +356,8 @@ def check_pandas():
         assert agg.to_dict("list") == {"sym": ["AB", "CD"], "n": [5, 5], "q": [2500, 2000]}, agg
         assert str(agg["n"].dtype) == "int64" and str(agg["q"].dtype) == "int64", agg.dtypes
 
-        full = pd.read_sql("SELECT * FROM pd_trades", engine)
+        # read_sql_table reflects the table through SQLAlchemy.
+        full = pd.read_sql_table("pd_trades", engine)
         assert len(full) == 20 and pd.api.types.is_datetime64_any_dtype(full["ts"]), full.dtypes
     finally:
         engine.dispose()
