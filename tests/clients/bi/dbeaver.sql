@@ -151,7 +151,6 @@ LEFT OUTER JOIN pg_depend dep on dep.refobjid = a.attrelid AND dep.deptype = 'i'
 WHERE NOT a.attisdropped AND c.relkind not in ('i','I','c') AND c.relnamespace=$1
 ORDER BY a.attnum
 ;
--- @gap: primary keys are not in pg_constraint
 -- @name: ConstraintCache (users)
 -- @params: [{"int8": "{{oid:users}}"}]
 -- @expect-row: users_pkey | p | users
@@ -163,7 +162,6 @@ LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=c.oid AND d.objsubid=0 A
 WHERE c.conrelid=$1
 ORDER BY c.oid
 ;
--- @gap: primary keys are not in pg_constraint
 -- @name: ConstraintCache (schema public)
 -- @params: [{"int8": "{{nspoid:public}}"}]
 -- @expect: users_pkey
@@ -175,7 +173,6 @@ LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=c.oid AND d.objsubid=0 A
 WHERE t.relnamespace=$1
 ORDER BY c.oid
 ;
--- @gap: primary keys have no pg_index / pg_class index rows
 -- @name: IndexCache (users)
 -- @params: [{"int8": "{{oid:users}}"}]
 -- @expect-row: users_pkey | users | True
