@@ -5,7 +5,8 @@
 //! - a keyed table's primary key is a constraint (`pg_constraint`, `contype = 'p'`, `conkey`)
 //!   backed by a unique index (`pg_index`, `indkey`; `pg_class` row `<table>_pkey`, relkind
 //!   `i`), which is what drivers reflect (pgjdbc's `getPrimaryKeys`, SQLAlchemy's
-//!   `get_pk_constraint`, DBeaver, psql's `\di`).
+//!   `get_pk_constraint`, DBeaver, psql's `\di`);
+//! - a model is a function in `pg_proc` (psql's `\df`), with the OID [`model_oid`] gives it.
 //!
 //! The overlay tables are views over the crate's `pg_class`, so tables keep the OIDs it
 //! assigned; an index's OID is [`INDEX_OID_BASE`] plus nowdb's table id (its constraint's,
@@ -16,9 +17,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray, Int16Builder, Int32Array, ListBuilder, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
-use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::arrow::array::{Array, AsArray, Int16Builder, Int32Array, ListBuilder, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::datasource::{provider_as_source, ViewTable};
 use datafusion::error::DataFusionError;
 use datafusion::functions::expr_fn::concat;
@@ -36,10 +37,20 @@ use crate::table::TableKind;
 /// the id.
 pub const INDEX_OID_BASE: i32 = 1 << 28;
 
+/// Models' function OIDs are in [3 × 2^28, 4 × 2^28).
+const MODEL_OID_BASE: i32 = 3 << 28;
+
+/// The OID of the function a model is: stable for its name (FNV-1a).
+pub fn model_oid(name: &str) -> i32 {
+    let hash = name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    MODEL_OID_BASE + (hash & 0x0fff_ffff) as i32
+}
+
 /// The overlay schema provider.
 #[derive(Debug)]
 pub struct PgCatalogOverlay {
     inner: Arc<dyn SchemaProvider>,
+    catalog: Arc<Catalog>,
     relkind: ScalarUDF,
     key_attnums: ScalarUDF,
     index_oid: ScalarUDF,
@@ -51,6 +62,7 @@ impl PgCatalogOverlay {
     pub fn new(inner: Arc<dyn SchemaProvider>, catalog: Arc<Catalog>) -> Self {
         Self {
             inner,
+            catalog: catalog.clone(),
             relkind: relkind_udf(catalog.clone()),
             key_attnums: key_attnums_udf(catalog.clone()),
             index_oid: index_oid_udf(catalog.clone()),
@@ -178,6 +190,44 @@ impl PgCatalogOverlay {
     }
 }
 
+impl PgCatalogOverlay {
+    /// pg_proc: the crate's functions, then one per model (in `public`), listed as of planning.
+    fn pg_proc(&self, proc: &Arc<dyn TableProvider>, namespace: &Arc<dyn TableProvider>) -> Result<LogicalPlan, DataFusionError> {
+        let models = self.catalog.models().map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+        let oids: Vec<i32> = names.iter().map(|n| model_oid(n)).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("model_oid", DataType::Int32, false), Field::new("model_name", DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(oids)), Arc::new(StringArray::from(names))])?;
+        let models = Arc::new(MemTable::try_new(schema, vec![vec![batch]])?);
+        let public = LogicalPlanBuilder::scan("pg_namespace", provider_as_source(namespace.clone()), None)?
+            .filter(col("nspname").eq(lit("public")))?
+            .project(vec![col("oid").alias("public_oid")])?
+            .build()?;
+        let exprs: Vec<Expr> = proc
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                let value = match f.name().as_str() {
+                    "oid" => col("model_oid"),
+                    "proname" => col("model_name"),
+                    "pronamespace" => col("public_oid"),
+                    "prokind" => lit("f"),
+                    "proretset" => lit(false),
+                    "provolatile" => lit("v"),
+                    _ => lit(ScalarValue::Null),
+                };
+                cast(value, f.data_type().clone()).alias(f.name())
+            })
+            .collect();
+        let model_rows = LogicalPlanBuilder::scan("nowdb_models", provider_as_source(models), None)?
+            .cross_join(public)?
+            .project(exprs)?
+            .build()?;
+        LogicalPlanBuilder::scan("pg_proc", provider_as_source(proc.clone()), None)?.union(model_rows)?.build()
+    }
+}
+
 /// A NULL array of `element`s.
 fn null_list(element: DataType) -> Expr {
     cast(lit(ScalarValue::Null), DataType::List(Arc::new(Field::new("item", element, true))))
@@ -190,6 +240,12 @@ impl SchemaProvider for PgCatalogOverlay {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if name == "pg_proc" {
+            let (Some(proc), Some(namespace)) = (self.inner.table("pg_proc").await?, self.inner.table("pg_namespace").await?) else {
+                return self.inner.table(name).await;
+            };
+            return Ok(Some(Arc::new(ViewTable::new(self.pg_proc(&proc, &namespace)?, None))));
+        }
         if !matches!(name, "pg_class" | "pg_index" | "pg_constraint") {
             return self.inner.table(name).await;
         }

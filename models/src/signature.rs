@@ -209,6 +209,16 @@ impl Signature {
             .join(", ")
     }
 
+    /// The SQL arguments, as psql's `\df` lists them: `real, real` or `3 x real`.
+    pub fn arguments_text(&self) -> String {
+        let args: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|i| if i.width == 1 { i.element.sql_name().to_string() } else { format!("{} x {}", i.width, i.element.sql_name()) })
+            .collect();
+        args.join(", ")
+    }
+
     /// The SQL type name of the result.
     pub fn return_text(&self) -> String {
         match &self.output.kind {
@@ -225,13 +235,7 @@ pub struct Display<'a>(pub &'a str, pub &'a Signature);
 
 impl fmt::Display for Display<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let args: Vec<String> = self
-            .1
-            .inputs
-            .iter()
-            .map(|i| if i.width == 1 { i.element.sql_name().to_string() } else { format!("{} x {}", i.width, i.element.sql_name()) })
-            .collect();
-        write!(f, "{}({}) returns {}", self.0, args.join(", "), self.1.return_text())
+        write!(f, "{}({}) returns {}", self.0, self.1.arguments_text(), self.1.return_text())
     }
 }
 

@@ -186,6 +186,40 @@ impl Engine {
     }
 }
 
+/// `pg_get_function_result(oid)` / `pg_get_function_arguments(oid)` for the functions models
+/// are in `pg_catalog.pg_proc` (psql's `\df`); NULL for other OIDs.
+fn model_signature_functions(models: Arc<ModelRegistry>) -> Vec<datafusion::logical_expr::ScalarUDF> {
+    use datafusion::arrow::array::{AsArray, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Int64Type};
+    use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+    let udf = |name: &str, text: fn(&Model) -> String| {
+        let models = models.clone();
+        create_udf(
+            name,
+            vec![DataType::Int64],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let oids = ColumnarValue::values_to_arrays(args)?;
+                let all = models.all();
+                let out: StringArray = oids[0]
+                    .as_primitive::<Int64Type>()
+                    .iter()
+                    .map(|oid| {
+                        let oid = oid?;
+                        all.iter().find(|m| i64::from(nowdb_catalog::pg_overlay::model_oid(m.name())) == oid).map(|m| text(m))
+                    })
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(out)))
+            }),
+        )
+    };
+    vec![
+        udf("pg_get_function_result", |m| m.signature().return_text()),
+        udf("pg_get_function_arguments", |m| m.signature().arguments_text()),
+    ]
+}
+
 fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<ModelRegistry>) -> NowResult<SessionContext> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, SCHEMA)
@@ -211,9 +245,10 @@ fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<Mode
         .catalog(DATABASE)
         .ok_or_else(|| NowError::coded("XX000", "default catalog missing"))?;
     db.register_schema(SCHEMA, Arc::new(NowdbSchema::new(catalog.clone())))?;
+    let listed = models.clone();
     let system = crate::system::schema_provider(vec![
         ("views", SystemTable::new(nowdb_views::views_schema(), move || nowdb_views::views_batch(&views))),
-        ("models", SystemTable::new(nowdb_models::models_schema(), move || nowdb_models::models_batch(&models))),
+        ("models", SystemTable::new(nowdb_models::models_schema(), move || nowdb_models::models_batch(&listed))),
     ])?;
     db.register_schema(SYSTEM_SCHEMA, system)?;
     nowdb_catalog::provider::history::install(&ctx, catalog.clone());
@@ -223,5 +258,8 @@ fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<Mode
     });
     nowdb_udfs::register_all(&ctx, resolve);
     nowdb_catalog::pg::install(&ctx, pg_catalog_view_source)?;
+    for udf in model_signature_functions(models) {
+        ctx.register_udf(udf);
+    }
     Ok(ctx)
 }

@@ -54,8 +54,15 @@ fn psql_meta_commands_and_script() {
     assert!(out.contains("users") && out.contains("user_spend"), "{out}");
     let out = psql(&server, &["-c", "\\dn"]);
     assert!(out.contains("public"), "{out}");
+    // A model is a function: \df lists it with its signature.
+    psql(&server, &["-c", "CREATE MODEL linear FROM 'linear.onnx'"]);
     let out = psql(&server, &["-c", "\\df"]);
-    assert!(out.contains("List of functions"), "{out}");
+    assert!(out.contains("linear") && out.contains("3 x real") && out.contains("func"), "{out}");
+    // \d shows the primary key index, \di lists it.
+    let out = psql(&server, &["-c", "\\d users"]);
+    assert!(out.contains("\"users_pkey\" PRIMARY KEY, btree (user_id)"), "{out}");
+    let out = psql(&server, &["-c", "\\di"]);
+    assert!(out.contains("users_pkey") && out.contains("index"), "{out}");
     let out = psql(&server, &["-c", "\\x", "-c", "SELECT user_id, country FROM users WHERE user_id = 1"]);
     assert!(out.contains("-[ RECORD 1 ]") && out.contains("country | FR"), "{out}");
 
