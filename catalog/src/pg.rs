@@ -14,7 +14,7 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
-use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 
 use crate::{Catalog, DATABASE};
 
@@ -30,9 +30,39 @@ pub fn version_string() -> String {
     )
 }
 
+/// The role nowdb has: one superuser that can log in, named like the database. nowdb does
+/// not authenticate (it listens on loopback by default), so `pg_roles` lists that role for
+/// tools that look for a login role (DBeaver, psql's `\du`).
+#[derive(Debug, Clone)]
+struct Roles;
+
+/// The role's name.
+pub const ROLE: &str = "nowdb";
+
+#[async_trait::async_trait]
+impl PgCatalogContextProvider for Roles {
+    async fn roles(&self) -> Vec<String> {
+        vec![ROLE.to_string()]
+    }
+
+    async fn role(&self, name: &str) -> Option<Role> {
+        (name == ROLE).then(|| Role {
+            name: ROLE.to_string(),
+            is_superuser: true,
+            can_login: true,
+            can_create_db: true,
+            can_create_role: true,
+            can_create_user: true,
+            can_replication: false,
+            grants: vec![],
+            inherited_roles: vec![],
+        })
+    }
+}
+
 /// Installs `pg_catalog` and the Postgres functions into `ctx`.
 pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<(), DataFusionError> {
-    datafusion_pg_catalog::setup_pg_catalog(ctx, DATABASE, EmptyContextProvider).map_err(|e| *e)?;
+    datafusion_pg_catalog::setup_pg_catalog(ctx, DATABASE, Roles).map_err(|e| *e)?;
     let db = ctx.catalog(DATABASE).ok_or_else(|| DataFusionError::Plan(format!("catalog {DATABASE} missing")))?;
     if let Some(inner) = db.schema("pg_catalog") {
         let overlay = crate::pg_overlay::PgCatalogOverlay::new(inner, catalog);
@@ -41,6 +71,14 @@ pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<(), DataFu
         }
         db.register_schema("pg_catalog", Arc::new(overlay))?;
     }
+    // Every object is owned by the one role.
+    ctx.register_udf(create_udf(
+        "pg_get_userbyid",
+        vec![DataType::Int32],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(ROLE.to_string()))))),
+    ));
     for f in crate::pg_functions::functions() {
         ctx.register_udf(f);
     }

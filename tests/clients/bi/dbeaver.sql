@@ -101,7 +101,6 @@ AND (c.relkind IS NULL OR c.relkind = 'c') AND (et.typcategory IS NULL OR et.typ
 -- @params: ["nowdb"]
 select description from pg_shdescription join pg_database on objoid = pg_database.oid where datname = $1
 ;
--- @gap: pg_roles has no row for the login role
 -- @name: RoleCache
 -- @expect: nowdb
 SELECT a.oid,a.*,pd.description FROM pg_catalog.pg_roles a 
