@@ -201,39 +201,7 @@ fn strip_modifiers(name: &str) -> String {
 
 /// The OID of a built-in type nowdb has, by any of its Postgres names.
 fn type_oid(name: &str) -> Option<i32> {
-    let name = name.trim().trim_start_matches("pg_catalog.");
-    let oid = match SqlType::parse(name).ok()? {
-        SqlType::Bool => 16,
-        SqlType::Int2 => 21,
-        SqlType::Int4 => 23,
-        SqlType::Int8 => 20,
-        SqlType::Float4 => 700,
-        SqlType::Float8 => 701,
-        SqlType::Numeric { .. } => 1700,
-        SqlType::Text => 25,
-        SqlType::Bytea => 17,
-        SqlType::Date => 1082,
-        SqlType::Timestamp => 1114,
-        SqlType::Timestamptz => 1184,
-        SqlType::Interval => 1186,
-        SqlType::Array(elem) => match *elem {
-            SqlType::Bool => 1000,
-            SqlType::Int2 => 1005,
-            SqlType::Int4 => 1007,
-            SqlType::Int8 => 1016,
-            SqlType::Float4 => 1021,
-            SqlType::Float8 => 1022,
-            SqlType::Numeric { .. } => 1231,
-            SqlType::Text => 1009,
-            SqlType::Bytea => 1001,
-            SqlType::Date => 1182,
-            SqlType::Timestamp => 1115,
-            SqlType::Timestamptz => 1185,
-            SqlType::Interval => 1187,
-            SqlType::Array(_) => return None,
-        },
-    };
-    Some(oid)
+    SqlType::parse(name.trim().trim_start_matches("pg_catalog.")).ok()?.oid()
 }
 
 /// `to_regtype(text)`: the type's OID, NULL when there is no such type (drivers probe for

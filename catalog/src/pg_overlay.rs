@@ -6,7 +6,9 @@
 //!   backed by a unique index (`pg_index`, `indkey`; `pg_class` row `<table>_pkey`, relkind
 //!   `i`), which is what drivers reflect (pgjdbc's `getPrimaryKeys`, SQLAlchemy's
 //!   `get_pk_constraint`, DBeaver, psql's `\di`);
-//! - a model is a function in `pg_proc` (psql's `\df`), with the OID [`model_oid`] gives it.
+//! - a model is a function in `pg_proc` (psql's `\df`), with the OID [`model_oid`] gives it;
+//! - a column's type is its declared type in `pg_attribute` (`real[]`, `numeric(10,2)`; the
+//!   crate reports arrays as text and drops numeric's precision).
 //!
 //! The overlay tables are views over the crate's `pg_class`, so tables keep the OIDs it
 //! assigned; an index's OID is [`INDEX_OID_BASE`] plus nowdb's table id (its constraint's,
@@ -22,10 +24,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::datasource::{provider_as_source, ViewTable};
 use datafusion::error::DataFusionError;
-use datafusion::functions::expr_fn::concat;
+use datafusion::functions::expr_fn::{coalesce, concat};
 use datafusion::functions_nested::expr_fn::cardinality;
 use datafusion::logical_expr::{
-    cast, col, create_udf, lit, ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
+    cast, col, create_udf, lit, ColumnarValue, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::scalar::ScalarValue;
@@ -55,6 +57,7 @@ pub struct PgCatalogOverlay {
     key_attnums: ScalarUDF,
     index_oid: ScalarUDF,
     indexdef: ScalarUDF,
+    column_type: ScalarUDF,
 }
 
 impl PgCatalogOverlay {
@@ -66,13 +69,14 @@ impl PgCatalogOverlay {
             relkind: relkind_udf(catalog.clone()),
             key_attnums: key_attnums_udf(catalog.clone()),
             index_oid: index_oid_udf(catalog.clone()),
-            indexdef: ScalarUDF::new_from_impl(PgGetIndexdef::new(catalog)),
+            indexdef: ScalarUDF::new_from_impl(PgGetIndexdef::new(catalog.clone())),
+            column_type: column_type_udf(catalog),
         }
     }
 
     /// The functions the overlay's views call, to register on the session.
     pub fn functions(&self) -> Vec<ScalarUDF> {
-        vec![self.relkind.clone(), self.key_attnums.clone(), self.index_oid.clone(), self.indexdef.clone()]
+        vec![self.relkind.clone(), self.key_attnums.clone(), self.index_oid.clone(), self.indexdef.clone(), self.column_type.clone()]
     }
 
     /// `nowdb_key_attnums(relname, relkind)`: the primary key's column numbers, NULL when the
@@ -191,6 +195,26 @@ impl PgCatalogOverlay {
 }
 
 impl PgCatalogOverlay {
+    /// pg_attribute: the crate's rows with nowdb columns' declared types (OID and modifier).
+    fn pg_attribute(&self, attribute: &Arc<dyn TableProvider>, class: &Arc<dyn TableProvider>) -> Result<LogicalPlan, DataFusionError> {
+        let relations = Self::scan(class)?.project(vec![col("oid").alias("rel_oid"), col("relname").alias("rel_name")])?.build()?;
+        let typed = |what: &str| self.column_type.call(vec![col("rel_name"), col("attname"), lit(what)]);
+        let exprs: Vec<Expr> = attribute
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "atttypid" => coalesce(vec![typed("oid"), col("atttypid")]).alias("atttypid"),
+                "atttypmod" => coalesce(vec![typed("typmod"), col("atttypmod")]).alias("atttypmod"),
+                other => col(other),
+            })
+            .collect();
+        LogicalPlanBuilder::scan("pg_attribute", provider_as_source(attribute.clone()), None)?
+            .join(relations, JoinType::Left, (vec!["attrelid"], vec!["rel_oid"]), None)?
+            .project(exprs)?
+            .build()
+    }
+
     /// pg_proc: the crate's functions, then one per model (in `public`), listed as of planning.
     fn pg_proc(&self, proc: &Arc<dyn TableProvider>, namespace: &Arc<dyn TableProvider>) -> Result<LogicalPlan, DataFusionError> {
         let models = self.catalog.models().map_err(|e| DataFusionError::External(Box::new(e)))?;
@@ -245,6 +269,12 @@ impl SchemaProvider for PgCatalogOverlay {
                 return self.inner.table(name).await;
             };
             return Ok(Some(Arc::new(ViewTable::new(self.pg_proc(&proc, &namespace)?, None))));
+        }
+        if name == "pg_attribute" {
+            let (Some(attribute), Some(class)) = (self.inner.table("pg_attribute").await?, self.inner.table("pg_class").await?) else {
+                return self.inner.table(name).await;
+            };
+            return Ok(Some(Arc::new(ViewTable::new(self.pg_attribute(&attribute, &class)?, None))));
         }
         if !matches!(name, "pg_class" | "pg_index" | "pg_constraint") {
             return self.inner.table(name).await;
@@ -397,4 +427,34 @@ impl ScalarUDFImpl for PgGetIndexdef {
         let out: StringArray = oids.as_primitive::<Int64Type>().iter().map(|oid| oid.and_then(|o| self.definition(o))).collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
+}
+
+/// `nowdb_column_type(relname, attname, 'oid' | 'typmod')`: a nowdb column's declared type
+/// OID or modifier; NULL for other relations.
+fn column_type_udf(catalog: Arc<Catalog>) -> ScalarUDF {
+    create_udf(
+        "nowdb_column_type",
+        vec![DataType::Utf8, DataType::Utf8, DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let (tables, columns, what) = (arrays[0].as_string::<i32>(), arrays[1].as_string::<i32>(), arrays[2].as_string::<i32>());
+            let out: Int32Array = (0..tables.len())
+                .map(|i| {
+                    if tables.is_null(i) || columns.is_null(i) {
+                        return None;
+                    }
+                    let table = catalog.table(tables.value(i))?;
+                    let def = table.def();
+                    let column = def.columns.get(def.column_index(columns.value(i))?)?;
+                    match what.value(i) {
+                        "typmod" => Some(column.ty.typmod()),
+                        _ => column.ty.oid(),
+                    }
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
 }

@@ -138,6 +138,51 @@ impl SqlType {
         })
     }
 
+    /// The type's PostgreSQL OID (`pg_type.oid`); `None` for arrays of arrays.
+    pub fn oid(&self) -> Option<i32> {
+        Some(match self {
+            SqlType::Bool => 16,
+            SqlType::Int2 => 21,
+            SqlType::Int4 => 23,
+            SqlType::Int8 => 20,
+            SqlType::Float4 => 700,
+            SqlType::Float8 => 701,
+            SqlType::Numeric { .. } => 1700,
+            SqlType::Text => 25,
+            SqlType::Bytea => 17,
+            SqlType::Date => 1082,
+            SqlType::Timestamp => 1114,
+            SqlType::Timestamptz => 1184,
+            SqlType::Interval => 1186,
+            SqlType::Array(elem) => match elem.as_ref() {
+                SqlType::Bool => 1000,
+                SqlType::Int2 => 1005,
+                SqlType::Int4 => 1007,
+                SqlType::Int8 => 1016,
+                SqlType::Float4 => 1021,
+                SqlType::Float8 => 1022,
+                SqlType::Numeric { .. } => 1231,
+                SqlType::Text => 1009,
+                SqlType::Bytea => 1001,
+                SqlType::Date => 1182,
+                SqlType::Timestamp => 1115,
+                SqlType::Timestamptz => 1185,
+                SqlType::Interval => 1187,
+                SqlType::Array(_) => return None,
+            },
+        })
+    }
+
+    /// The type modifier PostgreSQL records (`pg_attribute.atttypmod`): numeric's precision
+    /// and scale, -1 otherwise.
+    pub fn typmod(&self) -> i32 {
+        match self {
+            SqlType::Numeric { precision, scale } => ((i32::from(*precision) << 16) | i32::from(*scale)) + 4,
+            SqlType::Array(elem) => elem.typmod(),
+            _ => -1,
+        }
+    }
+
     /// The Postgres spelling of the type (`format_type` style).
     pub fn pg_name(&self) -> String {
         match self {

@@ -58,6 +58,9 @@ fn psql_meta_commands_and_script() {
     psql(&server, &["-c", "CREATE MODEL linear FROM 'linear.onnx'"]);
     let out = psql(&server, &["-c", "\\df"]);
     assert!(out.contains("linear") && out.contains("3 x real") && out.contains("func"), "{out}");
+    psql(&server, &["-c", "CREATE TABLE feats (id BIGINT PRIMARY KEY, emb REAL[], price NUMERIC(10,2))"]);
+    let out = psql(&server, &["-c", "\\d feats"]);
+    assert!(out.contains("real[]") && out.contains("numeric(10,2)"), "declared types: {out}");
     // \d shows the primary key index, \di lists it.
     let out = psql(&server, &["-c", "\\d users"]);
     assert!(out.contains("\"users_pkey\" PRIMARY KEY, btree (user_id)"), "{out}");
