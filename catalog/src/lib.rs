@@ -17,6 +17,7 @@
 pub mod catalog;
 pub mod change;
 pub mod error;
+pub mod information_schema;
 pub mod models;
 pub mod pg;
 pub mod pg_overlay;

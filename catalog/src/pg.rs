@@ -3,8 +3,8 @@
 //!
 //! The `pg_catalog` schema and its functions come from the `datafusion-pg-catalog` crate, which
 //! derives `pg_class`, `pg_attribute`, `pg_namespace`, ... from DataFusion's catalog list, so
-//! every table of [`crate::Catalog`] shows up without a second registry. `information_schema`
-//! is DataFusion's own. [`crate::pg_overlay`] adds what that crate cannot know (materialized
+//! every table of [`crate::Catalog`] shows up without a second registry.
+//! `information_schema` is PostgreSQL's, over `pg_catalog` ([`crate::information_schema`]). [`crate::pg_overlay`] adds what that crate cannot know (materialized
 //! views, primary keys).
 
 use std::sync::Arc;
@@ -64,6 +64,7 @@ impl PgCatalogContextProvider for Roles {
 pub fn install(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<(), DataFusionError> {
     datafusion_pg_catalog::setup_pg_catalog(ctx, DATABASE, Roles).map_err(|e| *e)?;
     let db = ctx.catalog(DATABASE).ok_or_else(|| DataFusionError::Plan(format!("catalog {DATABASE} missing")))?;
+    db.register_schema("information_schema", Arc::new(crate::information_schema::InformationSchema))?;
     if let Some(inner) = db.schema("pg_catalog") {
         let overlay = crate::pg_overlay::PgCatalogOverlay::new(inner, catalog);
         for udf in overlay.functions() {

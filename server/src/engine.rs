@@ -224,7 +224,8 @@ fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<Mode
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, SCHEMA)
         .with_create_default_catalog_and_schema(true)
-        .with_information_schema(true);
+        // nowdb's own information_schema (PostgreSQL's names and types) replaces DataFusion's.
+        .with_information_schema(false);
     let history_catalog = catalog.clone();
     let history: nowdb_udfs::asof::HistoryResolver = Arc::new(move |name| {
         let table = history_catalog.require(name.table()).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;

@@ -117,7 +117,6 @@ SELECT quote_ident(column_name) AS "column", data_type AS "type"
           )
       END
 ;
--- @gap: information_schema.columns.data_type shows Arrow type names
 -- @name: getSchema('public.events') (column list, qualified table)
 -- @expect: user_id, amount, ts
 -- @expect-row: ts | timestamp without time zone
@@ -154,7 +153,6 @@ SELECT table_name FROM information_schema.tables
 		 WHERE table_schema = $1 AND table_type IN ('BASE TABLE', 'VIEW')
 		 ORDER BY table_name
 ;
--- @gap: information_schema.columns has no udt_name
 -- @name: schema.go queryColumns($1 = 'public', $2 = 'users')
 -- @params: ["public", "users"]
 -- @expect: user_id, country, score
