@@ -1,6 +1,7 @@
 //! Postgres functions that drivers and tools call and `datafusion-pg-catalog` lacks:
-//! `pg_typeof`, `to_regtype`, `pg_size_pretty`, `json_build_object`, the lookups of objects
-//! nowdb does not have (`pg_get_serial_sequence` is NULL, every collation is visible), and
+//! `pg_typeof`, `to_regtype`, `pg_size_pretty`, `json_build_object`, the lookups of what
+//! nowdb does not have (`pg_get_serial_sequence`, descriptions and relation sizes are NULL,
+//! every collation and function is visible), and
 //! the no-op session calls a connection pool makes (`pg_advisory_unlock_all`).
 
 use std::sync::Arc;
@@ -47,6 +48,29 @@ pub fn functions() -> Vec<ScalarUDF> {
         create_udf(
             "pg_get_function_arguments",
             vec![DataType::Int32],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+        ),
+        // Sizes on disk are RocksDB's, not per relation: unknown (NULL), as psql's \dt+ shows.
+        create_udf(
+            "pg_table_size",
+            vec![DataType::Int32],
+            DataType::Int64,
+            Volatility::Stable,
+            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)))),
+        ),
+        // Comments are not stored: every object's description is NULL.
+        create_udf(
+            "col_description",
+            vec![DataType::Int32, DataType::Int32],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+        ),
+        create_udf(
+            "obj_description",
+            vec![DataType::Int32, DataType::Utf8],
             DataType::Utf8,
             Volatility::Stable,
             Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),

@@ -127,11 +127,15 @@ fn generate_subscripts(mut stmt: Statement) -> Statement {
     stmt
 }
 
-/// `stmt` with every `CASE` that contains a subquery (in a condition or a branch) replaced by
-/// NULL (catalog queries only).
+/// `stmt` with every `CASE` that contains a subquery (in a condition or a branch), and every
+/// `ARRAY(subquery)` (psql's `\du` role memberships, `\d+` TOAST options), replaced by NULL
+/// (catalog queries only).
 fn null_case_subqueries(mut stmt: Statement) -> Statement {
     let _ = visit_expressions_mut(&mut stmt, |expr| {
-        if matches!(expr, Expr::Case { .. }) && contains_subquery(expr) {
+        let array_subquery = matches!(expr, Expr::Function(f)
+            if matches!(f.args, datafusion::sql::sqlparser::ast::FunctionArguments::Subquery(_))
+                && f.name.to_string().eq_ignore_ascii_case("array"));
+        if array_subquery || (matches!(expr, Expr::Case { .. }) && contains_subquery(expr)) {
             *expr = Expr::value(Value::Null);
         }
         ControlFlow::<()>::Continue(())

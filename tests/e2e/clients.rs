@@ -66,6 +66,12 @@ fn psql_meta_commands_and_script() {
     assert!(out.contains("\"users_pkey\" PRIMARY KEY, btree (user_id)"), "{out}");
     let out = psql(&server, &["-c", "\\di"]);
     assert!(out.contains("users_pkey") && out.contains("index"), "{out}");
+    let out = psql(&server, &["-c", "\\du"]);
+    assert!(out.contains("nowdb") && out.contains("Superuser"), "{out}");
+    let out = psql(&server, &["-c", "\\dt+"]);
+    assert!(out.contains("users") && out.contains("permanent"), "{out}");
+    let out = psql(&server, &["-c", "\\d+ users"]);
+    assert!(out.contains("Storage") && out.contains("users_pkey"), "{out}");
     let out = psql(&server, &["-c", "\\x", "-c", "SELECT user_id, country FROM users WHERE user_id = 1"]);
     assert!(out.contains("-[ RECORD 1 ]") && out.contains("country | FR"), "{out}");
 
