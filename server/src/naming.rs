@@ -25,11 +25,22 @@ pub struct OutputNames {
 impl OutputNames {
     /// Names for `stmt`'s top-level select list (when it has no wildcard).
     pub fn of(stmt: &Statement) -> Self {
+        Self::new(stmt, false)
+    }
+
+    /// Like [`OutputNames::of`], with the select list aliased to internal names even when
+    /// Postgres' names are distinct: for lists whose DataFusion names collide
+    /// (`CAST(NULL AS INT), NULL::text` are both `NULL` to DataFusion).
+    pub fn aliased(stmt: &Statement) -> Self {
+        Self::new(stmt, true)
+    }
+
+    fn new(stmt: &Statement, always: bool) -> Self {
         let names = select_list_names(stmt);
         let Some(items) = names.as_ref() else { return Self { stmt: stmt.clone(), names } };
         let seen: Vec<String> = items.iter().map(|n| n.clone().unwrap_or_default()).collect();
         let mut unique = std::collections::HashSet::new();
-        if seen.iter().all(|n| unique.insert(n.as_str())) {
+        if !always && seen.iter().all(|n| unique.insert(n.as_str())) {
             return Self { stmt: stmt.clone(), names };
         }
         let mut stmt = stmt.clone();

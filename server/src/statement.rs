@@ -128,8 +128,14 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
     let generation = session.engine().catalog().generation();
     let (kind, result) = match &stmt {
         Statement::Query(_) | Statement::Explain { .. } => {
-            let names = crate::naming::OutputNames::of(&stmt);
-            let plan = dml::plan_statement(ctx, names.stmt.clone()).await?;
+            let mut names = crate::naming::OutputNames::of(&stmt);
+            let plan = match dml::plan_statement(ctx, names.stmt.clone()).await {
+                Err(e) if e.to_string().contains("unique expression names") => {
+                    names = crate::naming::OutputNames::aliased(&stmt);
+                    dml::plan_statement(ctx, names.stmt.clone()).await?
+                }
+                planned => planned?,
+            };
             if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)) {
                 return Err(NowError::Unsupported(format!("statement not supported: {stmt}")));
             }

@@ -35,7 +35,7 @@ from psycopg.types.numeric import Int8
 
 ROOT = Path(__file__).resolve().parents[2]
 BI_DIR = ROOT / "tests" / "clients" / "bi"
-DEFAULT_FILES = [BI_DIR / "dbeaver.sql", BI_DIR / "grafana.sql", BI_DIR / "metabase.sql"]
+DEFAULT_FILES = [BI_DIR / "dbeaver.sql", BI_DIR / "grafana.sql", BI_DIR / "metabase.sql", BI_DIR / "psql.sql"]
 
 SETUP = [
     "DROP MATERIALIZED VIEW IF EXISTS user_totals",
