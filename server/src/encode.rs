@@ -25,8 +25,48 @@ use crate::copy::text_out::{self, CopyTextEncoder};
 use crate::error::NowError;
 use crate::pgtext::PgText;
 
+/// Field metadata naming the `pg_class` OID and column number a result column comes from.
+const TABLE_OID_KEY: &str = "nowdb.table_oid";
+const ATTNUM_KEY: &str = "nowdb.attnum";
+
+/// `schema` with each column's origin (`pg_class` OID, column number) recorded for the row
+/// description (pgjdbc's `getTableName`, node-postgres' `tableID`).
+pub fn with_origins(schema: SchemaRef, origins: &[Option<(i32, i16)>]) -> SchemaRef {
+    if origins.iter().all(Option::is_none) || origins.len() != schema.fields().len() {
+        return schema;
+    }
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .zip(origins)
+        .map(|(f, origin)| match origin {
+            Some((oid, attnum)) => {
+                let mut metadata = f.metadata().clone();
+                metadata.insert(TABLE_OID_KEY.into(), oid.to_string());
+                metadata.insert(ATTNUM_KEY.into(), attnum.to_string());
+                Arc::new(f.as_ref().clone().with_metadata(metadata))
+            }
+            None => f.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// Describes the columns of `schema` for RowDescription.
 pub fn fields(schema: &Schema, format: &Format, options: Option<Arc<FormatOptions>>) -> PgWireResult<Vec<FieldInfo>> {
+    let mut fields = described(schema, format, options)?;
+    for (info, field) in fields.iter_mut().zip(schema.fields()) {
+        let origin = field.metadata().get(TABLE_OID_KEY).zip(field.metadata().get(ATTNUM_KEY));
+        if let Some((Ok(oid), Ok(attnum))) = origin.map(|(o, a)| (o.parse::<i32>(), a.parse::<i16>())) {
+            let options = info.format_options().clone();
+            *info = FieldInfo::new(info.name().to_string(), Some(oid), Some(attnum), info.datatype().clone(), info.format())
+                .with_format_options(options);
+        }
+    }
+    Ok(fields)
+}
+
+fn described(schema: &Schema, format: &Format, options: Option<Arc<FormatOptions>>) -> PgWireResult<Vec<FieldInfo>> {
     if schema.fields().iter().any(|f| stale_type_tag(f).is_some()) {
         let fields: Vec<_> = schema
             .fields()

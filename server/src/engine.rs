@@ -1,6 +1,7 @@
 //! [`Engine`]: what every connection shares: the store, the catalog, the view engine, the
 //! loaded models and the query context.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,9 @@ pub struct Engine {
     model_dir: PathBuf,
     export_dir: PathBuf,
     ctx: SessionContext,
+    /// `pg_class` OIDs of the tables and views, by name, and the catalog generation they
+    /// are of (row descriptions name the table a column comes from).
+    table_oids: tokio::sync::Mutex<Option<(u64, Arc<HashMap<String, i32>>)>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -55,7 +59,7 @@ impl Engine {
         let views = ViewEngine::new(catalog.clone());
         let models = ModelRegistry::new();
         let ctx = query_context(catalog.clone(), views.clone(), models.clone())?;
-        let engine = Self { catalog, views, models, model_ddl: Default::default(), model_dir: config.model_dir.clone(), export_dir: config.export_dir.clone(), ctx };
+        let engine = Self { catalog, views, models, model_ddl: Default::default(), model_dir: config.model_dir.clone(), export_dir: config.export_dir.clone(), ctx, table_oids: Default::default() };
         // Models first: views that call them compile against their functions.
         engine.load_models().await;
         engine.views.load(&engine.ctx.state()).await?;
@@ -178,6 +182,35 @@ impl Engine {
     /// The catalog.
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    /// The `pg_class` OIDs of nowdb's tables and views by name (assigned by the pg_catalog
+    /// emulation; looked up again after a CREATE or DROP).
+    pub async fn table_oids(&self) -> NowResult<Arc<HashMap<String, i32>>> {
+        let generation = self.catalog.generation();
+        let mut cached = self.table_oids.lock().await;
+        if let Some((g, oids)) = cached.as_ref() {
+            if *g == generation {
+                return Ok(oids.clone());
+            }
+        }
+        let sql = "SELECT c.relname, c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+                   ON c.relnamespace = n.oid WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm')";
+        let batches = self.ctx.sql(sql).await?.collect().await?;
+        let mut oids = HashMap::new();
+        for batch in &batches {
+            use datafusion::arrow::array::AsArray;
+            let names = datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8).map_err(datafusion::error::DataFusionError::from)?;
+            let values = datafusion::arrow::compute::cast(batch.column(1), &datafusion::arrow::datatypes::DataType::Int32).map_err(datafusion::error::DataFusionError::from)?;
+            for (name, oid) in names.as_string::<i32>().iter().zip(values.as_primitive::<datafusion::arrow::datatypes::Int32Type>().iter()) {
+                if let (Some(name), Some(oid)) = (name, oid) {
+                    oids.insert(name.to_string(), oid);
+                }
+            }
+        }
+        let oids = Arc::new(oids);
+        *cached = Some((generation, oids.clone()));
+        Ok(oids)
     }
 
     /// The query context (shared; planning clones its state).

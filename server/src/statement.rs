@@ -143,8 +143,10 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
             // UNION of an integer and a float is float8, not the first branch's bigint).
             let state = ctx.state();
             let analyzed = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |_, _| {});
-            let described = analyzed.as_ref().map_or(plan.schema(), |p| p.schema()).as_arrow().clone();
-            let schema = names.client_schema(Arc::new(described));
+            let described_plan = analyzed.as_ref().unwrap_or(&plan);
+            let described = described_plan.schema().as_arrow().clone();
+            let origins = column_origins(session.engine(), described_plan).await?;
+            let schema = crate::encode::with_origins(names.client_schema(Arc::new(described)), &origins);
             (PlanKind::Query(plan), Some(schema))
         }
         Statement::Insert(insert) => {
@@ -191,6 +193,40 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
     };
     let stmt = Parsed::Sql(Box::new(stmt));
     Ok(Prepared { stmt, sql, kind, param_types, param_wire_types, result, lookup, generation, binary_fields: Default::default() })
+}
+
+/// For each output column that is a column of a nowdb table or view (by the plan's
+/// qualifiers, through table aliases), that relation's `pg_class` OID and the column's number.
+async fn column_origins(engine: &crate::engine::Engine, plan: &LogicalPlan) -> NowResult<Vec<Option<(i32, i16)>>> {
+    let mut aliases = std::collections::HashMap::new();
+    use datafusion::common::tree_node::TreeNode;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::SubqueryAlias(a) = node {
+            if let LogicalPlan::TableScan(scan) = a.input.as_ref() {
+                aliases.insert(a.alias.table().to_string(), scan.table_name.table().to_string());
+            }
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    let catalog = engine.catalog();
+    let sources: Vec<Option<(Arc<nowdb_catalog::Table>, usize)>> = plan
+        .schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            let name = qualifier?.table();
+            let table = catalog.table(aliases.get(name).map(String::as_str).unwrap_or(name))?;
+            let column = table.def().column_index(field.name())?;
+            Some((table, column))
+        })
+        .collect();
+    if sources.iter().all(Option::is_none) {
+        return Ok(vec![None; sources.len()]);
+    }
+    let oids = engine.table_oids().await?;
+    Ok(sources
+        .into_iter()
+        .map(|s| s.and_then(|(t, column)| Some((*oids.get(t.name())?, i16::try_from(column + 1).ok()?))))
+        .collect())
 }
 
 /// The client's declared parameter types where it gave them, else the inferred ones; pads

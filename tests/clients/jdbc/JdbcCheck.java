@@ -428,8 +428,7 @@ public class JdbcCheck {
             }
         });
 
-        gap("ResultSetMetaData getTableName/isNullable (RowDescription table OID + pg_attribute)",
-                "RowDescription carries no table OID / column number", () -> {
+        check("ResultSetMetaData getTableName/isNullable (RowDescription table OID + pg_attribute)", () -> {
             try (PreparedStatement ps = conn.prepareStatement("SELECT id, i FROM " + TABLE + " WHERE id = ?")) {
                 ps.setLong(1, 1);
                 try (ResultSet rs = ps.executeQuery()) {
