@@ -41,8 +41,11 @@ pub struct Engine {
     ctx: SessionContext,
     /// `pg_class` OIDs of the tables and views, by name, and the catalog generation they
     /// are of (row descriptions name the table a column comes from).
-    table_oids: tokio::sync::Mutex<Option<(u64, Arc<HashMap<String, i32>>)>>,
+    table_oids: tokio::sync::Mutex<Option<TableOids>>,
 }
+
+/// Table OIDs by name, and the catalog generation they are of.
+type TableOids = (u64, Arc<HashMap<String, i32>>);
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
