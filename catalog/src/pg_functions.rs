@@ -23,73 +23,22 @@ pub fn functions() -> Vec<ScalarUDF> {
         create_udf("to_regtype", vec![DataType::Utf8], DataType::Int32, Volatility::Stable, Arc::new(to_regtype)),
         create_udf("pg_size_pretty", vec![DataType::Int64], DataType::Utf8, Volatility::Immutable, Arc::new(size_pretty)),
         ScalarUDF::new_from_impl(JsonBuildObject::default()),
-        create_udf(
-            "pg_get_serial_sequence",
-            vec![DataType::Utf8, DataType::Utf8],
-            DataType::Utf8,
-            Volatility::Stable,
-            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-        ),
-        create_udf(
-            "pg_function_is_visible",
-            vec![DataType::Int32],
-            DataType::Boolean,
-            Volatility::Stable,
-            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
-        ),
-        // Function signatures are not recorded in pg_proc: psql's \df runs and shows NULL.
-        create_udf(
-            "pg_get_function_result",
-            vec![DataType::Int32],
-            DataType::Utf8,
-            Volatility::Stable,
-            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-        ),
-        create_udf(
-            "pg_get_function_arguments",
-            vec![DataType::Int32],
-            DataType::Utf8,
-            Volatility::Stable,
-            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-        ),
+        constant("pg_get_serial_sequence", vec![DataType::Utf8, DataType::Utf8], ScalarValue::Utf8(None)),
+        constant("pg_function_is_visible", vec![DataType::Int32], ScalarValue::Boolean(Some(true))),
+        constant("pg_collation_is_visible", vec![DataType::Int32], ScalarValue::Boolean(Some(true))),
         // Sizes on disk are RocksDB's, not per relation: unknown (NULL), as psql's \dt+ shows.
-        create_udf(
-            "pg_table_size",
-            vec![DataType::Int32],
-            DataType::Int64,
-            Volatility::Stable,
-            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)))),
-        ),
+        constant("pg_table_size", vec![DataType::Int32], ScalarValue::Int64(None)),
         // Comments are not stored: every object's description is NULL.
-        create_udf(
-            "col_description",
-            vec![DataType::Int32, DataType::Int32],
-            DataType::Utf8,
-            Volatility::Stable,
-            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-        ),
-        create_udf(
-            "obj_description",
-            vec![DataType::Int32, DataType::Utf8],
-            DataType::Utf8,
-            Volatility::Stable,
-            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-        ),
-        create_udf(
-            "pg_collation_is_visible",
-            vec![DataType::Int32],
-            DataType::Boolean,
-            Volatility::Stable,
-            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
-        ),
-        create_udf(
-            "pg_advisory_unlock_all",
-            vec![],
-            DataType::Null,
-            Volatility::Volatile,
-            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Null))),
-        ),
+        constant("col_description", vec![DataType::Int32, DataType::Int32], ScalarValue::Utf8(None)),
+        constant("obj_description", vec![DataType::Int32, DataType::Utf8], ScalarValue::Utf8(None)),
+        constant("pg_advisory_unlock_all", vec![], ScalarValue::Null),
     ]
+}
+
+/// A function of `args` that always returns `value`.
+fn constant(name: &str, args: Vec<DataType>, value: ScalarValue) -> ScalarUDF {
+    let ty = value.data_type();
+    create_udf(name, args, ty, Volatility::Stable, Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))))
 }
 
 /// `pg_typeof(any)`: the Postgres name of the argument's type (`bigint`, `text`, `real[]`).
