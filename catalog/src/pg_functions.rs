@@ -1,5 +1,5 @@
 //! Postgres functions that drivers and tools call and `datafusion-pg-catalog` lacks:
-//! `pg_typeof`, `to_regtype`, `pg_size_pretty`, `json_build_object`, the lookups of what
+//! `pg_typeof`, `to_regtype`, `pg_size_pretty`, `json_build_object`, `format`, the lookups of what
 //! nowdb does not have (`pg_get_serial_sequence`, descriptions and relation sizes are NULL,
 //! every collation and function is visible), and
 //! the no-op session calls a connection pool makes (`pg_advisory_unlock_all`).
@@ -23,6 +23,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         create_udf("to_regtype", vec![DataType::Utf8], DataType::Int32, Volatility::Stable, Arc::new(to_regtype)),
         create_udf("pg_size_pretty", vec![DataType::Int64], DataType::Utf8, Volatility::Immutable, Arc::new(size_pretty)),
         ScalarUDF::new_from_impl(JsonBuildObject::default()),
+        ScalarUDF::new_from_impl(Format::default()),
         constant("pg_get_serial_sequence", vec![DataType::Utf8, DataType::Utf8], ScalarValue::Utf8(None)),
         constant("pg_function_is_visible", vec![DataType::Int32], ScalarValue::Boolean(Some(true))),
         constant("pg_collation_is_visible", vec![DataType::Int32], ScalarValue::Boolean(Some(true))),
@@ -154,6 +155,91 @@ fn json_string(s: &str) -> String {
     out
 }
 
+/// `format(fmt, args...)`: PostgreSQL's `%s` (text, NULL as empty), `%I` (identifier,
+/// quoted when needed), `%L` (literal, NULL unquoted) and `%%`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Format {
+    signature: Signature,
+}
+
+impl Default for Format {
+    fn default() -> Self {
+        Self { signature: Signature::variadic_any(Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for Format {
+    fn name(&self) -> &str {
+        "format"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = args.args.iter().map(|a| a.to_array(args.number_rows)).collect::<Result<Vec<_>>>()?;
+        let (fmt, values) = arrays.split_first().ok_or_else(|| DataFusionError::Plan("format(formatstr, ...)".into()))?;
+        let mut out = Vec::with_capacity(args.number_rows);
+        for row in 0..args.number_rows {
+            let fmt = ScalarValue::try_from_array(fmt, row)?;
+            if fmt.is_null() {
+                out.push(None);
+                continue;
+            }
+            let values = values.iter().map(|a| ScalarValue::try_from_array(a, row)).collect::<Result<Vec<_>>>()?;
+            out.push(Some(format_one(&fmt.to_string(), &values)?));
+        }
+        let out: ArrayRef = Arc::new(StringArray::from(out));
+        match args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)),
+            false => Ok(ColumnarValue::Array(out)),
+        }
+    }
+}
+
+fn format_one(fmt: &str, values: &[ScalarValue]) -> Result<String> {
+    let mut out = String::with_capacity(fmt.len());
+    let mut next = values.iter();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let spec = chars.next().ok_or_else(|| DataFusionError::Execution("unterminated format() type specifier".into()))?;
+        if spec == '%' {
+            out.push('%');
+            continue;
+        }
+        let value = next.next().ok_or_else(|| DataFusionError::Execution("too few arguments for format()".into()))?;
+        let text = (!value.is_null()).then(|| value.to_string());
+        match (spec, text) {
+            ('s', text) => out.push_str(text.as_deref().unwrap_or("")),
+            ('I', Some(t)) => out.push_str(&quote_ident(&t)),
+            ('I', None) => return Err(DataFusionError::Execution("null values cannot be formatted as an SQL identifier".into())),
+            ('L', Some(t)) => out.push_str(&format!("'{}'", t.replace('\'', "''"))),
+            ('L', None) => out.push_str("NULL"),
+            (other, _) => return Err(DataFusionError::Execution(format!("unrecognized format() type specifier \"{other}\""))),
+        }
+    }
+    Ok(out)
+}
+
+fn quote_ident(name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
 /// What `pg_typeof` prints for values of `dt` (no type modifiers, as Postgres).
 fn type_name(dt: &DataType) -> String {
     match dt {
@@ -236,5 +322,8 @@ mod tests {
         assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
         assert_eq!(json_value(&ScalarValue::Int64(Some(3))), "3");
         assert_eq!(json_value(&ScalarValue::Utf8(None)), "null");
+        let args = [ScalarValue::Utf8(Some("public".into())), ScalarValue::Utf8(Some("My Table".into())), ScalarValue::Utf8(None)];
+        assert_eq!(format_one("%I.%I = %L%%", &args).unwrap(), "public.\"My Table\" = NULL%");
+        assert_eq!(format_one("%s|%L", &args[..2]).unwrap(), "public|'My Table'");
     }
 }

@@ -58,6 +58,7 @@ pub struct PgCatalogOverlay {
     index_oid: ScalarUDF,
     indexdef: ScalarUDF,
     column_type: ScalarUDF,
+    viewdef: ScalarUDF,
 }
 
 impl PgCatalogOverlay {
@@ -70,13 +71,14 @@ impl PgCatalogOverlay {
             key_attnums: key_attnums_udf(catalog.clone()),
             index_oid: index_oid_udf(catalog.clone()),
             indexdef: ScalarUDF::new_from_impl(PgGetIndexdef::new(catalog.clone())),
-            column_type: column_type_udf(catalog),
+            column_type: column_type_udf(catalog.clone()),
+            viewdef: viewdef_udf(catalog),
         }
     }
 
     /// The functions the overlay's views call, to register on the session.
     pub fn functions(&self) -> Vec<ScalarUDF> {
-        vec![self.relkind.clone(), self.key_attnums.clone(), self.index_oid.clone(), self.indexdef.clone(), self.column_type.clone()]
+        vec![self.relkind.clone(), self.key_attnums.clone(), self.index_oid.clone(), self.indexdef.clone(), self.column_type.clone(), self.viewdef.clone()]
     }
 
     /// `nowdb_key_attnums(relname, relkind)`: the primary key's column numbers, NULL when the
@@ -452,6 +454,29 @@ fn column_type_udf(catalog: Arc<Catalog>) -> ScalarUDF {
                         "typmod" => Some(column.ty.typmod()),
                         _ => column.ty.oid(),
                     }
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
+/// `nowdb_viewdef(relname)`: a materialized view's defining query (what `pg_get_viewdef`
+/// answers); NULL for other relations.
+fn viewdef_udf(catalog: Arc<Catalog>) -> ScalarUDF {
+    create_udf(
+        "nowdb_viewdef",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let out: StringArray = arrays[0]
+                .as_string::<i32>()
+                .iter()
+                .map(|name| match &catalog.table(name?)?.def().kind {
+                    TableKind::View(meta) => Some(format!(" {};", meta.query)),
+                    _ => None,
                 })
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(out)))

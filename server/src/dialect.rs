@@ -57,7 +57,7 @@ impl SqlFrontEnd {
 
     /// `sql`'s statements, rewritten.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>, ParserError> {
-        let sql = driver_query(sql);
+        let sql = crate::tool_queries::rewrite(sql);
         let sql = sql.as_ref();
         match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
             Ok(statements) if !statements.iter().any(reads_system_catalog) => {
@@ -65,14 +65,14 @@ impl SqlFrontEnd {
             }
             // Catalog queries, and text only the compatibility parser's substitutions make
             // parseable.
-            _ => Ok(self.catalog.parse(sql)?.into_iter().map(|s| generate_subscripts(null_case_subqueries(s))).collect()),
+            _ => Ok(self.catalog.parse(sql)?.into_iter().map(catalog_rewrites).collect()),
         }
     }
 
     /// `stmt`, rewritten.
     pub fn rewrite(&self, stmt: Statement) -> Statement {
         if reads_system_catalog(&stmt) {
-            generate_subscripts(null_case_subqueries(self.catalog.rewrite(stmt)))
+            catalog_rewrites(self.catalog.rewrite(stmt))
         } else {
             self.rewrite_user(stmt)
         }
@@ -82,43 +82,27 @@ impl SqlFrontEnd {
         for rule in &self.user_rules {
             stmt = rule.rewrite(stmt);
         }
-        stmt
+        // Tools call catalog functions without naming a catalog relation
+        // (`SELECT pg_get_viewdef(16465, true)`).
+        catalog_functions(stmt)
     }
 }
 
-/// pgjdbc's `getPrimaryKeys` expands `indkey` with `information_schema._pg_expandarray`, a
-/// set-returning function of a composite type that DataFusion cannot express; the same
-/// answer, key columns in key order, is `array_position` / `array_has` on the array.
-const PGJDBC_PRIMARY_KEYS: [(&str, &str); 3] = [
-    ("(information_schema._pg_expandarray(i.indkey)).n", "array_position(i.indkey, a.attnum)"),
-    ("information_schema._pg_expandarray(i.indkey)", "i.indkey"),
-    ("result.A_ATTNUM = (result.KEYS).x", "array_has(result.KEYS, result.A_ATTNUM)"),
-];
-
-/// Known driver queries that need a textual rewrite.
-fn driver_query(sql: &str) -> std::borrow::Cow<'_, str> {
-    if !sql.contains("information_schema._pg_expandarray(i.indkey)") {
-        return sql.into();
-    }
-    let mut out = sql.to_string();
-    for (from, to) in PGJDBC_PRIMARY_KEYS {
-        out = out.replace(from, to);
-    }
-    out.into()
+/// The rewrites of catalog queries after datafusion-pg-catalog's.
+fn catalog_rewrites(stmt: Statement) -> Statement {
+    in_subquery_as_array(catalog_functions(null_case_subqueries(stmt)))
 }
 
-/// `generate_subscripts(a, 1)` (SQLAlchemy's key reflection, next to `unnest(a)`) as
-/// `unnest(generate_series(1, cardinality(a)))`: the same 1..n beside the elements.
-fn generate_subscripts(mut stmt: Statement) -> Statement {
+/// `x IN (uncorrelated subquery)` as `array_has((SELECT array_agg(...) ...), x)`: DataFusion
+/// plans IN subqueries only as filters, and Grafana's table list uses one in its select list
+/// and ORDER BY. (Only the non-negated form: `NOT IN` would lose its NULL semantics.)
+fn in_subquery_as_array(mut stmt: Statement) -> Statement {
     let _ = visit_expressions_mut(&mut stmt, |expr| {
-        if let Expr::Function(f) = expr {
-            let is_it = f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("generate_subscripts"));
-            if let (true, datafusion::sql::sqlparser::ast::FunctionArguments::List(list)) = (is_it, &f.args) {
-                if let Some(array) = list.args.first() {
-                    let text = format!("unnest(generate_series(1, cardinality({array})))");
-                    if let Ok(e) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()) {
-                        *expr = e;
-                    }
+        if let Expr::InSubquery { expr: needle, subquery, negated: false } = expr {
+            if !is_correlated(subquery) {
+                let text = format!("array_has((SELECT array_agg(in_list.v) FROM ({subquery}) AS in_list(v)), {needle})");
+                if let Ok(e) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()) {
+                    *expr = e;
                 }
             }
         }
@@ -127,7 +111,45 @@ fn generate_subscripts(mut stmt: Statement) -> Statement {
     stmt
 }
 
-/// `stmt` with every `CASE` that contains a subquery (in a condition or a branch), and every
+/// Catalog functions DataFusion cannot evaluate as called:
+/// - `generate_subscripts(a, 1)` (SQLAlchemy's key reflection, next to `unnest(a)`) is
+///   `unnest(generate_series(1, cardinality(a)))`, the same 1..n beside the elements;
+/// - `pg_get_viewdef(oid, ...)` looks the view up by its `pg_class` row (`nowdb_viewdef`);
+/// - `col_description(...)` is NULL (nowdb stores no comments) without evaluating its
+///   arguments (Metabase casts computed text to `regclass` there).
+fn catalog_functions(mut stmt: Statement) -> Statement {
+    let _ = visit_expressions_mut(&mut stmt, |expr| {
+        let Expr::Function(f) = expr else { return ControlFlow::<()>::Continue(()) };
+        let Some(name) = f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()) else {
+            return ControlFlow::Continue(());
+        };
+        let first_arg = match &f.args {
+            datafusion::sql::sqlparser::ast::FunctionArguments::List(list) => list.args.first(),
+            _ => None,
+        };
+        let first = first_arg.map(ToString::to_string);
+        // An unqualified column as the OID would bind inside the lookup subquery.
+        let qualified_or_constant = first_arg.is_some_and(|a| {
+            !matches!(a, datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(Expr::Identifier(_))))
+        });
+        let text = match (name.as_str(), first) {
+            ("generate_subscripts", Some(array)) => format!("unnest(generate_series(1, cardinality({array})))"),
+            ("pg_get_viewdef", Some(oid)) if qualified_or_constant => format!(
+                "(SELECT max(nowdb_viewdef(viewdef_rel.relname)) FROM pg_catalog.pg_class viewdef_rel WHERE viewdef_rel.oid = {oid})"
+            ),
+            ("col_description", _) => "NULL".to_string(),
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Ok(e) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()) {
+            *expr = e;
+        }
+        ControlFlow::Continue(())
+    });
+    stmt
+}
+
+/// `stmt` with every `CASE` that contains a correlated subquery (in a condition or a branch), and every
 /// `ARRAY(subquery)` (psql's `\du` role memberships, `\d+` TOAST options), replaced by NULL
 /// (catalog queries only).
 fn null_case_subqueries(mut stmt: Statement) -> Statement {
@@ -143,18 +165,58 @@ fn null_case_subqueries(mut stmt: Statement) -> Statement {
     stmt
 }
 
+/// Whether `expr` holds a correlated subquery: one naming a relation (`t.col`) its own FROM
+/// does not define. (Uncorrelated ones, like Grafana's search_path list, plan fine.)
 fn contains_subquery(expr: &Expr) -> bool {
     struct Finder;
     impl Visitor for Finder {
         type Break = ();
         fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            match e {
-                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
-                _ => ControlFlow::Continue(()),
+            let correlated = match e {
+                Expr::Subquery(q) | Expr::Exists { subquery: q, .. } | Expr::InSubquery { subquery: q, .. } => is_correlated(q),
+                _ => false,
+            };
+            if correlated {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
             }
         }
     }
     expr.visit(&mut Finder).is_break()
+}
+
+fn is_correlated(query: &datafusion::sql::sqlparser::ast::Query) -> bool {
+    use datafusion::sql::sqlparser::ast::TableFactor;
+    #[derive(Default)]
+    struct Names {
+        defined: std::collections::HashSet<String>,
+        used: Vec<String>,
+    }
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+            let (name, alias) = match t {
+                TableFactor::Table { name, alias, .. } => (name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()), alias),
+                TableFactor::Derived { alias, .. } | TableFactor::Function { alias, .. } | TableFactor::UNNEST { alias, .. } => (None, alias),
+                _ => (None, &None),
+            };
+            self.defined.extend(name.map(|n| n.to_ascii_lowercase()));
+            self.defined.extend(alias.as_ref().map(|a| a.name.value.to_ascii_lowercase()));
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::CompoundIdentifier(parts) = e {
+                if parts.len() >= 2 {
+                    self.used.push(parts[parts.len() - 2].value.to_ascii_lowercase());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names::default();
+    let _ = query.visit(&mut names);
+    names.used.iter().any(|u| !names.defined.contains(u))
 }
 
 /// Whether `stmt` names a `pg_catalog` or `information_schema` relation.

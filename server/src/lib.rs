@@ -27,6 +27,7 @@ pub mod settings;
 pub mod statement;
 pub mod system;
 pub mod temporal;
+pub mod tool_queries;
 pub mod wire;
 
 pub use config::Config;

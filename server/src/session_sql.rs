@@ -1,8 +1,9 @@
 //! Functions whose value is the session's state, resolved to constants when a statement is
 //! prepared: `current_setting(name [, missing_ok])`, `set_config(name, value, is_local)`,
 //! `current_user` / `session_user` / `user`. DataFusion's functions are shared by every
-//! session, so these cannot be ordinary functions; drivers call them with literal
-//! arguments (asyncpg's `current_setting('jit')`, Grafana's `search_path`).
+//! session, so these cannot be ordinary functions. Drivers call them with literal arguments
+//! (asyncpg's `current_setting('jit')`, Grafana's `search_path`) or a parameter
+//! (SQLAlchemy's `current_setting($1::varchar)`, which becomes a CASE over every setting).
 
 use std::ops::ControlFlow;
 

@@ -126,6 +126,9 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
     };
     let ctx = session.engine().ctx();
     let generation = session.engine().catalog().generation();
+    // A query's analyzed (type-coerced) plan: it describes the result, and compiles a point
+    // lookup's computed select list.
+    let mut analyzed = None;
     let (kind, result) = match &stmt {
         Statement::Query(_) | Statement::Explain { .. } => {
             let mut names = crate::naming::OutputNames::of(&stmt);
@@ -142,7 +145,7 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
             // Described from the analyzed plan: type coercion settles the output types (a
             // UNION of an integer and a float is float8, not the first branch's bigint).
             let state = ctx.state();
-            let analyzed = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |_, _| {});
+            analyzed = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |_, _| {}).ok();
             let described_plan = analyzed.as_ref().unwrap_or(&plan);
             let described = described_plan.schema().as_arrow().clone();
             let origins = column_origins(session.engine(), described_plan).await?;
@@ -182,13 +185,9 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
     let mut param_wire_types = wire_types(&mut param_types, client_types);
     oid_params(&stmt, client_types, &mut param_wire_types);
     let lookup = match &kind {
-        PlanKind::Query(plan) => PointLookup::recognize(session.engine().catalog(), plan).filter(PointLookup::is_plain).or_else(|| {
-            // A computed select list is compiled once, here, from the analyzed (type-coerced)
-            // plan.
-            let state = ctx.state();
-            let analyzed = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |_, _| {});
-            analyzed.ok().and_then(|p| PointLookup::recognize(session.engine().catalog(), &p))
-        }),
+        PlanKind::Query(plan) => PointLookup::recognize(session.engine().catalog(), plan)
+            .filter(PointLookup::is_plain)
+            .or_else(|| analyzed.as_ref().and_then(|p| PointLookup::recognize(session.engine().catalog(), p))),
         _ => None,
     };
     let stmt = Parsed::Sql(Box::new(stmt));

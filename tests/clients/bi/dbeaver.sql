@@ -75,7 +75,6 @@ WHERE s.nspname =$1
 -- @name: pgjdbc TypeInfoCache (array type 1034)
 SELECT n.nspname = ANY(current_schemas(true)), n.nspname, t.typname FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON t.typnamespace = n.oid WHERE t.oid = 1034
 ;
--- @gap: regproc casts of text ('pg_catalog.array_in'::regproc) fail
 -- @name: pgjdbc TypeInfoCache (is_array 1034)
 SELECT typinput='pg_catalog.array_in'::regproc as is_array, typtype, typname, pg_type.oid   FROM pg_catalog.pg_type   LEFT JOIN (select ns.oid as nspoid, ns.nspname, r.r           from pg_namespace as ns           join ( select s.r, (current_schemas(false))[s.r] as nspname                    from generate_series(1, array_upper(current_schemas(false), 1)) as s(r) ) as r          using ( nspname )        ) as sp     ON sp.nspoid = typnamespace  WHERE pg_type.oid = 1034  ORDER BY sp.r, pg_type.oid DESC
 ;
@@ -196,7 +195,6 @@ select c.oid,pg_catalog.pg_total_relation_size(c.oid) as total_rel_size,pg_catal
 FROM pg_class c
 WHERE c.relnamespace=$1
 ;
--- @gap: pg_get_viewdef is missing
 -- @name: view definition (materialized view user_totals)
 -- @expect-nonnull
 SELECT pg_get_viewdef({{oid:user_totals}}, true)

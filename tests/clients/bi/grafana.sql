@@ -46,7 +46,6 @@ SELECT schema_name AS "name"
                               'timescaledb_experimental')
     ORDER BY schema_name
 ;
--- @gap: datafusion-pg-catalog replaces Grafana's search_path subquery: no schema counts as on the search_path
 -- @name: showTables() (table list of the query editor)
 -- @expect: users, events
 SELECT
@@ -92,7 +91,6 @@ SELECT quote_ident(table_name) AS "table"
       WHERE quote_ident(table_schema) = 'public'
       ORDER BY 1
 ;
--- @gap: datafusion-pg-catalog replaces Grafana's search_path subquery: no schema counts as on the search_path
 -- @name: getSchema('users') (column list, unqualified table)
 -- @expect: user_id, country, score
 -- @expect-row: user_id | bigint

@@ -85,7 +85,6 @@ show timezone;
 -- @name: enum-types
 SELECT nspname, typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid IN (SELECT DISTINCT enumtypid FROM pg_enum e)
 ;
--- @gap: information_schema.table_constraints / key_column_usage are missing
 -- @name: describe-fields ($1 = 'ALWAYS', $2 = 'public', $3 = 'public')
 -- @params: ["ALWAYS", "public", "public"]
 -- @expect: user_id, country, score, amount, ts, n, total
