@@ -5,10 +5,12 @@
 //! and simplifications make those queries run. Other queries get the same rewrites except
 //! `RemoveSubqueryFromProjection`, which replaces a correlated subquery in a select list
 //! with NULL: acceptable for a tool's catalog query, a wrong answer for a user's query.
-//! Catalog queries additionally get [`null_case_subqueries`], which extends that to
-//! subqueries that are the branches of a `CASE` (SQLAlchemy's column reflection, asyncpg's
-//! type introspection): DataFusion cannot plan those correlated subqueries, and what they
-//! look up (column defaults, identity sequences, collations, domains) nowdb does not have.
+//! Catalog queries additionally get [`catalog_rewrites`]: correlated subqueries in `CASE`s and
+//! `ARRAY(subquery)` become NULL (SQLAlchemy's column reflection, asyncpg's type
+//! introspection, psql's `\du`: DataFusion cannot plan them, and what they look up, column
+//! defaults, identity sequences, collations, domains, role memberships, nowdb does not have),
+//! and `x IN (subquery)` outside a filter becomes `array_has`. Before parsing, the text of a
+//! few known tool queries is adjusted ([`crate::tool_queries`]).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
