@@ -127,7 +127,7 @@ impl<'a> FromSql<'a> for AnyText {
             Type::INT8 => i64::from_sql(ty, raw)?.to_string(),
             Type::FLOAT4 => pgtext::float4(f32::from_sql(ty, raw)?, 1),
             Type::FLOAT8 => pgtext::float8(f64::from_sql(ty, raw)?, 1),
-            Type::NUMERIC => numeric_text(raw)?,
+            Type::NUMERIC => pgtext::numeric_from_binary(raw)?,
             Type::DATE => {
                 let days = i32::from_sql(&Type::INT4, raw)?;
                 (pg_epoch().date() + chrono::Duration::days(days as i64)).format("%Y-%m-%d").to_string()
@@ -231,49 +231,3 @@ fn array_text<T>(v: Vec<Option<T>>, show: impl Fn(T) -> String) -> String {
     format!("{{{}}}", items.join(","))
 }
 
-/// Binary NUMERIC: ndigits, weight, sign, dscale, then base-10000 digits.
-fn numeric_text(raw: &[u8]) -> Result<String, Box<dyn std::error::Error + Sync + Send>> {
-    let word = |i: usize| -> Result<i16, Box<dyn std::error::Error + Sync + Send>> {
-        let b = raw.get(i * 2..i * 2 + 2).ok_or("short numeric")?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    };
-    let (ndigits, weight, sign, dscale) = (word(0)? as usize, word(1)?, word(2)? as u16, word(3)? as usize);
-    if sign == 0xC000 {
-        return Ok("NaN".into());
-    }
-    if ndigits == 0 {
-        return Ok(if dscale == 0 { "0".into() } else { format!("0.{}", "0".repeat(dscale)) });
-    }
-    let mut int_part = String::new();
-    let mut frac_part = String::new();
-    for i in 0..ndigits {
-        let d = word(4 + i)?;
-        let pos = weight as i32 - i as i32;
-        if pos >= 0 {
-            if int_part.is_empty() {
-                int_part = d.to_string();
-            } else {
-                int_part.push_str(&format!("{d:04}"));
-            }
-        } else {
-            while (frac_part.len() as i32) < (-pos - 1) * 4 {
-                frac_part.push_str("0000");
-            }
-            frac_part.push_str(&format!("{d:04}"));
-        }
-    }
-    if weight >= 0 {
-        for _ in 0..(weight as i32 + 1 - ndigits.min(weight as usize + 1) as i32) {
-            int_part.push_str("0000");
-        }
-    }
-    if int_part.is_empty() {
-        int_part = "0".into();
-    }
-    while frac_part.len() < dscale {
-        frac_part.push('0');
-    }
-    frac_part.truncate(dscale);
-    let sign = if sign == 0x4000 { "-" } else { "" };
-    Ok(if dscale > 0 { format!("{sign}{int_part}.{frac_part}") } else { format!("{sign}{int_part}") })
-}

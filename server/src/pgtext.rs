@@ -198,6 +198,53 @@ pub fn interval(months: i32, days: i32, micros: i64) -> String {
     parts.join(" ")
 }
 
+/// A binary numeric (ndigits, weight, sign, dscale, then base-10000 digits) as its text.
+pub fn numeric_from_binary(raw: &[u8]) -> Result<String, BoxError> {
+    let word = |i: usize| -> Result<i16, BoxError> {
+        let b = raw.get(i * 2..i * 2 + 2).ok_or("short numeric")?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    };
+    let (ndigits, weight, sign, dscale) = (word(0)? as usize, word(1)?, word(2)? as u16, word(3)? as usize);
+    if sign == 0xC000 {
+        return Ok("NaN".into());
+    }
+    if ndigits == 0 {
+        return Ok(if dscale == 0 { "0".into() } else { format!("0.{}", "0".repeat(dscale)) });
+    }
+    let mut int_part = String::new();
+    let mut frac_part = String::new();
+    for i in 0..ndigits {
+        let d = word(4 + i)?;
+        let pos = weight as i32 - i as i32;
+        if pos >= 0 {
+            if int_part.is_empty() {
+                int_part = d.to_string();
+            } else {
+                int_part.push_str(&format!("{d:04}"));
+            }
+        } else {
+            while (frac_part.len() as i32) < (-pos - 1) * 4 {
+                frac_part.push_str("0000");
+            }
+            frac_part.push_str(&format!("{d:04}"));
+        }
+    }
+    if weight >= 0 {
+        for _ in 0..(weight as i32 + 1 - ndigits.min(weight as usize + 1) as i32) {
+            int_part.push_str("0000");
+        }
+    }
+    if int_part.is_empty() {
+        int_part = "0".into();
+    }
+    while frac_part.len() < dscale {
+        frac_part.push('0');
+    }
+    frac_part.truncate(dscale);
+    let sign = if sign == 0x4000 { "-" } else { "" };
+    Ok(if dscale > 0 { format!("{sign}{int_part}.{frac_part}") } else { format!("{sign}{int_part}") })
+}
+
 /// `t` as PostgreSQL writes a `time`: `HH:MM:SS` plus the non-zero fraction digits.
 pub fn time(t: NaiveTime) -> String {
     let mut out = t.format("%H:%M:%S").to_string();

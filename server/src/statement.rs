@@ -100,8 +100,8 @@ pub enum Outcome {
     TxEnd(Tag),
     /// SET of a parameter: report it if Postgres would (ParameterStatus).
     Set(&'static str, String),
-    /// COPY FROM STDIN started, expecting this many columns.
-    CopyIn(usize),
+    /// COPY FROM STDIN started, expecting this many columns, in the binary format or not.
+    CopyIn(usize, bool),
     /// COPY TO STDOUT: rows to encode in the given format, as the query produces them.
     CopyOut(SchemaRef, BatchStream, copy::format::CopyFormat),
 }
@@ -517,10 +517,11 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
                 (false, CopyTarget::Stdin, CopySource::Table { table_name, columns }) => {
                     let table = engine.catalog().require(&ddl::table_name(table_name)?)?;
                     let cols = columns.iter().map(ident_name).collect();
+                    let binary = format.kind == copy::format::CopyKind::Binary;
                     let copy_in = CopyIn::new(table, cols, format)?;
                     let n = copy_in.columns();
                     *session.copy()? = Some(CopyState::Receiving(Box::new(copy_in)));
-                    Ok(Outcome::CopyIn(n))
+                    Ok(Outcome::CopyIn(n, binary))
                 }
                 (true, CopyTarget::Stdout | CopyTarget::File { .. }, source) => {
                     let query: Statement = match source {

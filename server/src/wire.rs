@@ -173,7 +173,7 @@ where
             }
             Response::Execution(Tag::new("SET"))
         }
-        Outcome::CopyIn(columns) => Response::CopyIn(CopyResponse::new(0, columns, stream::empty())),
+        Outcome::CopyIn(columns, binary) => Response::CopyIn(CopyResponse::new(i8::from(binary), columns, stream::empty())),
         Outcome::CopyOut(schema, batches, copy_format) => {
             let columns = schema.fields().len();
             let encoder = encode::CopyRowEncoder::new(schema, &copy_format)?;

@@ -9,6 +9,7 @@ every section runs and all failures are listed at the end.
 """
 import asyncio
 import datetime
+import decimal
 import io
 import math
 import os
@@ -90,6 +91,22 @@ async def _asyncpg_check():
 
         r = await conn.fetchrow("SELECT * FROM ap_users WHERE id = $1", 4)
         assert r["id"] == 4 and all(r[k] is None for k in list(r.keys())[1:]), r
+
+        # Bulk load through asyncpg's binary COPY (COPY ... FROM STDIN (FORMAT binary)).
+        await conn.execute("DROP TABLE IF EXISTS ap_bulk")
+        await conn.execute(
+            "CREATE TABLE ap_bulk (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE PRECISION, seen TIMESTAMP,"
+            " emb REAL[], price NUMERIC(10,2))"
+        )
+        bulk = [
+            (i, f"n,{i}" if i % 3 else None, i / 4, datetime.datetime(2024, 1, 1) + datetime.timedelta(seconds=i),
+             [float(i), 0.5] if i % 2 else [], decimal.Decimal(i) / 100)
+            for i in range(1, 501)
+        ]
+        status = await conn.copy_records_to_table("ap_bulk", records=bulk)
+        assert status == "COPY 500", status
+        back = await conn.fetch("SELECT id, name, score, seen, emb, price FROM ap_bulk ORDER BY id")
+        assert [tuple(r) for r in back] == bulk, (back[:3], bulk[:3])
 
         # Parameters of several types in one WHERE.
         got = await conn.fetch(

@@ -1,6 +1,7 @@
 //! `COPY ... FROM STDIN` and `COPY ... TO STDOUT`, in Postgres' text and CSV formats.
 
 pub mod export;
+pub mod binary_in;
 pub mod format;
 pub mod text_out;
 pub mod values;
@@ -92,7 +93,7 @@ pub struct CopyIn {
     table: Arc<Table>,
     /// Table column index of each input field.
     targets: Vec<usize>,
-    splitter: RecordSplitter,
+    splitter: Framing,
     /// Pending text fields, per input field.
     fields: Vec<Vec<Option<String>>>,
     batches: Vec<RecordBatch>,
@@ -103,8 +104,8 @@ pub struct CopyIn {
 impl CopyIn {
     /// Starts a COPY into `table` of `columns` (all when empty).
     pub fn new(table: Arc<Table>, columns: Vec<String>, format: CopyFormat) -> NowResult<Self> {
-        if matches!(format.kind, CopyKind::Binary | CopyKind::Parquet) {
-            return Err(NowError::Unsupported(format!("COPY FROM in FORMAT {:?} is not supported (text and csv are)", format.kind).to_lowercase()));
+        if format.kind == CopyKind::Parquet {
+            return Err(NowError::Unsupported("COPY FROM in FORMAT parquet is not supported (text, csv and binary are)".into()));
         }
         let def = table.def();
         let targets = if columns.is_empty() {
@@ -120,10 +121,14 @@ impl CopyIn {
                 .collect::<NowResult<Vec<_>>>()?
         };
         let n = targets.len();
+        let splitter = match format.kind {
+            CopyKind::Binary => Framing::Binary(binary_in::BinaryRecords::new(targets.iter().map(|&i| def.columns[i].ty.clone()).collect())),
+            _ => Framing::Text(RecordSplitter::new(format)),
+        };
         Ok(Self {
             table,
             targets,
-            splitter: RecordSplitter::new(format),
+            splitter,
             fields: vec![Vec::new(); n],
             batches: Vec::new(),
             line: 0,
@@ -166,6 +171,39 @@ impl CopyIn {
     fn context(&self) -> String {
         format!("COPY {}, line {}", self.table.name(), self.line + self.splitter.header_lines())
     }
+}
+
+/// How the COPY data is cut into records.
+#[derive(Debug)]
+enum Framing {
+    Text(RecordSplitter),
+    Binary(binary_in::BinaryRecords),
+}
+
+impl Framing {
+    fn push(&mut self, data: &[u8]) -> NowResult<Vec<Vec<Option<String>>>> {
+        match self {
+            Framing::Text(s) => s.push(data),
+            Framing::Binary(b) => b.push(data),
+        }
+    }
+
+    fn finish(&mut self) -> NowResult<Vec<Vec<Option<String>>>> {
+        match self {
+            Framing::Text(s) => s.finish(),
+            Framing::Binary(b) => b.finish().map(|()| vec![]),
+        }
+    }
+
+    fn header_lines(&self) -> usize {
+        match self {
+            Framing::Text(s) => s.header_lines(),
+            Framing::Binary(_) => 0,
+        }
+    }
+}
+
+impl CopyIn {
 
     fn convert_chunk(&mut self) -> NowResult<()> {
         let rows = self.fields.first().map_or(0, Vec::len);
