@@ -164,7 +164,9 @@ fn array_text(element: &SqlType, raw: &[u8]) -> NowResult<String> {
         }
         let value = raw.get(at..at + n as usize).ok_or_else(|| bad("insufficient data left in array"))?;
         at += n as usize;
-        items.push(value_text(element, value)?);
+        // Quoted, so that commas and quotes in text elements survive the array parser.
+        let text = value_text(element, value)?;
+        items.push(format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")));
     }
     Ok(format!("{{{}}}", items.join(",")))
 }

@@ -100,10 +100,7 @@ fn parse_list(texts: &[Option<String>], field: Arc<datafusion::arrow::datatypes:
                     .and_then(|r| r.strip_suffix(['}', ']']))
                     .ok_or_else(|| BadValue { row, value: s.clone() })?;
                 if !inner.trim().is_empty() {
-                    for e in inner.split(',') {
-                        let e = e.trim().trim_matches('"');
-                        elements.push(if e.eq_ignore_ascii_case("null") { None } else { Some(e.to_string()) });
-                    }
+                    elements.extend(array_elements(inner).ok_or_else(|| BadValue { row, value: s.clone() })?);
                 }
                 valid.push(true);
             }
@@ -118,6 +115,50 @@ fn parse_list(texts: &[Option<String>], field: Arc<datafusion::arrow::datatypes:
     let list = ListArray::try_new(field, OffsetBuffer::new(offsets.into()), values, Some(NullBuffer::from(valid)))
         .map_err(|e| BadValue { row: 0, value: e.to_string() })?;
     Ok(Arc::new(list))
+}
+
+/// The elements of an array literal's inside (`a,"b,c",NULL,"NULL"`): commas split outside
+/// double quotes, backslash escapes inside them, an unquoted NULL is NULL, a quoted one text.
+fn array_elements(inner: &str) -> Option<Vec<Option<String>>> {
+    let mut out = Vec::new();
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let element = if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut text = String::new();
+            loop {
+                match chars.next()? {
+                    '\\' => text.push(chars.next()?),
+                    '"' => break,
+                    c => text.push(c),
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            Some(text)
+        } else {
+            let mut text = String::new();
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                text.push(c);
+                chars.next();
+            }
+            let text = text.trim();
+            (!text.eq_ignore_ascii_case("null")).then(|| text.to_string())
+        };
+        out.push(element);
+        match chars.next() {
+            None => return Some(out),
+            Some(',') => continue,
+            Some(_) => return None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +181,13 @@ mod tests {
         assert_eq!((bad.row, bad.value.as_str()), (1, "x1"));
         let ts = parse_column(&[s("2024-01-02 03:04:05")], &DataType::Timestamp(TimeUnit::Microsecond, None)).unwrap();
         assert_eq!(ts.len(), 1);
+    }
+
+    #[test]
+    fn array_elements_honour_quotes() {
+        let got = array_elements(r#"a, "b,c" ,NULL,"NULL","x\"y""#).unwrap();
+        assert_eq!(got, vec![s("a"), s("b,c"), None, s("NULL"), s("x\"y")]);
+        assert!(array_elements(r#""open"#).is_none());
     }
 
     #[test]
