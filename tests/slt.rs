@@ -193,31 +193,12 @@ fn regtype_text(oid: u32) -> String {
 /// Any one-dimensional binary array, each element rendered like a value of its type and
 /// quoted as PostgreSQL's array output quotes it.
 fn generic_array_text(element: &Type, raw: &[u8]) -> Result<String, BoxError> {
-    let word = |at: usize| -> Result<i32, BoxError> { Ok(i32::from_be_bytes(raw.get(at..at + 4).ok_or("short array")?.try_into()?)) };
-    let ndim = word(0)?;
-    if ndim == 0 {
-        return Ok("{}".into());
-    }
-    if ndim != 1 {
-        return Err("multi-dimensional arrays are not rendered".into());
-    }
-    let len = word(12)?;
-    let mut at = 20;
     let mut items = Vec::new();
-    for _ in 0..len {
-        let n = word(at)?;
-        at += 4;
-        if n < 0 {
-            items.push("NULL".to_string());
-            continue;
-        }
-        let bytes = raw.get(at..at + n as usize).ok_or("short array element")?;
-        at += n as usize;
-        let item = AnyText::from_sql(element, bytes)?.0;
-        let quote = item.is_empty()
-            || item.eq_ignore_ascii_case("null")
-            || item.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\' | ' ' | '\t' | '\n'));
-        items.push(if quote { format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\"")) } else { item });
+    for value in pgtext::binary_array_elements(raw)? {
+        items.push(match value {
+            None => "NULL".to_string(),
+            Some(bytes) => pgtext::array_element(&AnyText::from_sql(element, bytes)?.0),
+        });
     }
     Ok(format!("{{{}}}", items.join(",")))
 }

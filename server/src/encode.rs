@@ -283,17 +283,10 @@ fn list_text(list: &ArrayRef, row: usize, extra_float_digits: i8) -> PgWireResul
         items.push(match elements.text(i, extra_float_digits)? {
             None => "NULL".to_string(),
             Some(t) if matches!(elements, ColumnSource::ListText(_)) => t,
-            Some(t) if needs_quotes(&t) => format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\"")),
-            Some(t) => t,
+            Some(t) => crate::pgtext::array_element(&t),
         });
     }
     Ok(format!("{{{}}}", items.join(",")))
-}
-
-fn needs_quotes(element: &str) -> bool {
-    element.is_empty()
-        || element.eq_ignore_ascii_case("null")
-        || element.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_ascii_whitespace())
 }
 
 impl ColumnSource {

@@ -245,6 +245,44 @@ pub fn numeric_from_binary(raw: &[u8]) -> Result<String, BoxError> {
     Ok(if dscale > 0 { format!("{sign}{int_part}.{frac_part}") } else { format!("{sign}{int_part}") })
 }
 
+/// An array element as `array_out` writes it: quoted (with `\` and `"` escaped) when it is
+/// empty, `NULL` as text, or holds a delimiter, brace, quote, backslash or space.
+pub fn array_element(text: &str) -> String {
+    let quote = text.is_empty()
+        || text.eq_ignore_ascii_case("null")
+        || text.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_ascii_whitespace());
+    if quote {
+        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// A one-dimensional binary array's elements (`None` for NULL): the dimension header, then
+/// a length and the bytes of each element.
+pub fn binary_array_elements(raw: &[u8]) -> Result<Vec<Option<&[u8]>>, BoxError> {
+    let word = |at: usize| -> Result<i32, BoxError> { Ok(i32::from_be_bytes(raw.get(at..at + 4).ok_or("short array")?.try_into()?)) };
+    match word(0)? {
+        0 => return Ok(vec![]),
+        1 => {}
+        _ => return Err("multi-dimensional arrays are not supported".into()),
+    }
+    let len = word(12)?;
+    let mut at = 20;
+    let mut items = Vec::with_capacity(len.max(0) as usize);
+    for _ in 0..len {
+        let n = word(at)?;
+        at += 4;
+        if n < 0 {
+            items.push(None);
+            continue;
+        }
+        items.push(Some(raw.get(at..at + n as usize).ok_or("insufficient data left in array")?));
+        at += n as usize;
+    }
+    Ok(items)
+}
+
 /// `t` as PostgreSQL writes a `time`: `HH:MM:SS` plus the non-zero fraction digits.
 pub fn time(t: NaiveTime) -> String {
     let mut out = t.format("%H:%M:%S").to_string();

@@ -142,31 +142,14 @@ fn value_text(ty: &SqlType, raw: &[u8]) -> NowResult<String> {
     })
 }
 
-/// A one-dimensional binary array as `{e1,e2,NULL}`.
+/// A one-dimensional binary array as `{e1,"e,2",NULL}`.
 fn array_text(element: &SqlType, raw: &[u8]) -> NowResult<String> {
-    let word = |at: usize| -> NowResult<i32> { Ok(i32::from_be_bytes(be(raw.get(at..at + 4).unwrap_or_default())?)) };
-    let ndim = word(0)?;
-    if ndim == 0 {
-        return Ok("{}".into());
-    }
-    if ndim != 1 {
-        return Err(NowError::coded("0A000", "multi-dimensional arrays are not supported"));
-    }
-    let len = word(12)?;
-    let mut at = 20;
-    let mut items = Vec::with_capacity(len.max(0) as usize);
-    for _ in 0..len {
-        let n = word(at)?;
-        at += 4;
-        if n < 0 {
-            items.push("NULL".to_string());
-            continue;
-        }
-        let value = raw.get(at..at + n as usize).ok_or_else(|| bad("insufficient data left in array"))?;
-        at += n as usize;
-        // Quoted, so that commas and quotes in text elements survive the array parser.
-        let text = value_text(element, value)?;
-        items.push(format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")));
+    let mut items = Vec::new();
+    for value in pgtext::binary_array_elements(raw).map_err(|e| bad(e.to_string()))? {
+        items.push(match value {
+            None => "NULL".to_string(),
+            Some(v) => pgtext::array_element(&value_text(element, v)?),
+        });
     }
     Ok(format!("{{{}}}", items.join(",")))
 }
