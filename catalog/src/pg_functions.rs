@@ -22,8 +22,8 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(PgTypeof::default()),
         create_udf("to_regtype", vec![DataType::Utf8], DataType::Int32, Volatility::Stable, Arc::new(to_regtype)),
         create_udf("pg_size_pretty", vec![DataType::Int64], DataType::Utf8, Volatility::Immutable, Arc::new(size_pretty)),
-        ScalarUDF::new_from_impl(JsonBuildObject::default()),
-        ScalarUDF::new_from_impl(Format::default()),
+        ScalarUDF::new_from_impl(RowText::new("json_build_object", json_build_object)),
+        ScalarUDF::new_from_impl(RowText::new("format", format)),
         constant("pg_get_serial_sequence", vec![DataType::Utf8, DataType::Utf8], ScalarValue::Utf8(None)),
         constant("pg_function_is_visible", vec![DataType::Int32], ScalarValue::Boolean(Some(true))),
         constant("pg_collation_is_visible", vec![DataType::Int32], ScalarValue::Boolean(Some(true))),
@@ -73,22 +73,38 @@ impl ScalarUDFImpl for PgTypeof {
     }
 }
 
-/// `json_build_object(key, value, ...)`: a JSON object as text, spaced as Postgres prints it
-/// (`{"a" : 1, "b" : "x"}`).
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct JsonBuildObject {
+/// A function of any arguments computing a text value row by row from the row's values:
+/// `json_build_object`, `format`.
+#[derive(Debug)]
+struct RowText {
+    name: &'static str,
     signature: Signature,
+    row: fn(&[ScalarValue]) -> Result<Option<String>>,
 }
 
-impl Default for JsonBuildObject {
-    fn default() -> Self {
-        Self { signature: Signature::variadic_any(Volatility::Immutable) }
+impl RowText {
+    fn new(name: &'static str, row: fn(&[ScalarValue]) -> Result<Option<String>>) -> Self {
+        Self { name, signature: Signature::variadic_any(Volatility::Immutable), row }
     }
 }
 
-impl ScalarUDFImpl for JsonBuildObject {
+impl PartialEq for RowText {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for RowText {}
+
+impl std::hash::Hash for RowText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for RowText {
     fn name(&self) -> &str {
-        "json_build_object"
+        self.name
     }
 
     fn signature(&self) -> &Signature {
@@ -100,22 +116,11 @@ impl ScalarUDFImpl for JsonBuildObject {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        if !args.args.len().is_multiple_of(2) {
-            return Err(DataFusionError::Execution("argument list must have even number of elements".into()));
-        }
         let arrays = args.args.iter().map(|a| a.to_array(args.number_rows)).collect::<Result<Vec<_>>>()?;
         let mut out = Vec::with_capacity(args.number_rows);
         for row in 0..args.number_rows {
-            let mut fields = Vec::with_capacity(arrays.len() / 2);
-            for pair in arrays.chunks(2) {
-                let key = ScalarValue::try_from_array(&pair[0], row)?;
-                if key.is_null() {
-                    return Err(DataFusionError::Execution("null value not allowed for object key".into()));
-                }
-                let value = ScalarValue::try_from_array(&pair[1], row)?;
-                fields.push(format!("{} : {}", json_string(&key.to_string()), json_value(&value)));
-            }
-            out.push(format!("{{{}}}", fields.join(", ")));
+            let values = arrays.iter().map(|a| ScalarValue::try_from_array(a, row)).collect::<Result<Vec<_>>>()?;
+            out.push((self.row)(&values)?);
         }
         let out: ArrayRef = Arc::new(StringArray::from(out));
         match args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
@@ -123,6 +128,22 @@ impl ScalarUDFImpl for JsonBuildObject {
             false => Ok(ColumnarValue::Array(out)),
         }
     }
+}
+
+/// `json_build_object(key, value, ...)`: a JSON object as text, spaced as Postgres prints it
+/// (`{"a" : 1, "b" : "x"}`).
+fn json_build_object(values: &[ScalarValue]) -> Result<Option<String>> {
+    if !values.len().is_multiple_of(2) {
+        return Err(DataFusionError::Execution("argument list must have even number of elements".into()));
+    }
+    let mut fields = Vec::with_capacity(values.len() / 2);
+    for pair in values.chunks(2) {
+        if pair[0].is_null() {
+            return Err(DataFusionError::Execution("null value not allowed for object key".into()));
+        }
+        fields.push(format!("{} : {}", json_string(&pair[0].to_string()), json_value(&pair[1])));
+    }
+    Ok(Some(format!("{{{}}}", fields.join(", "))))
 }
 
 fn json_value(v: &ScalarValue) -> String {
@@ -156,50 +177,13 @@ fn json_string(s: &str) -> String {
 }
 
 /// `format(fmt, args...)`: PostgreSQL's `%s` (text, NULL as empty), `%I` (identifier,
-/// quoted when needed), `%L` (literal, NULL unquoted) and `%%`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Format {
-    signature: Signature,
-}
-
-impl Default for Format {
-    fn default() -> Self {
-        Self { signature: Signature::variadic_any(Volatility::Immutable) }
+/// quoted when needed), `%L` (literal, NULL unquoted) and `%%`; NULL for a NULL format.
+fn format(values: &[ScalarValue]) -> Result<Option<String>> {
+    let (fmt, args) = values.split_first().ok_or_else(|| DataFusionError::Plan("format(formatstr, ...)".into()))?;
+    if fmt.is_null() {
+        return Ok(None);
     }
-}
-
-impl ScalarUDFImpl for Format {
-    fn name(&self) -> &str {
-        "format"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = args.args.iter().map(|a| a.to_array(args.number_rows)).collect::<Result<Vec<_>>>()?;
-        let (fmt, values) = arrays.split_first().ok_or_else(|| DataFusionError::Plan("format(formatstr, ...)".into()))?;
-        let mut out = Vec::with_capacity(args.number_rows);
-        for row in 0..args.number_rows {
-            let fmt = ScalarValue::try_from_array(fmt, row)?;
-            if fmt.is_null() {
-                out.push(None);
-                continue;
-            }
-            let values = values.iter().map(|a| ScalarValue::try_from_array(a, row)).collect::<Result<Vec<_>>>()?;
-            out.push(Some(format_one(&fmt.to_string(), &values)?));
-        }
-        let out: ArrayRef = Arc::new(StringArray::from(out));
-        match args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)),
-            false => Ok(ColumnarValue::Array(out)),
-        }
-    }
+    format_one(&fmt.to_string(), args).map(Some)
 }
 
 fn format_one(fmt: &str, values: &[ScalarValue]) -> Result<String> {
