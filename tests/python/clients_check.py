@@ -126,6 +126,8 @@ async def _asyncpg_check():
 
         got = await conn.fetch("SELECT id FROM ap_users ORDER BY id LIMIT $1", 2)
         assert [x["id"] for x in got] == [1, 2], got
+        got = await conn.fetch("SELECT id FROM ap_users ORDER BY id LIMIT $1 OFFSET $2", 2, 1)
+        assert [r["id"] for r in got] == [2, 3], got
 
         # NULL parameters.
         await conn.execute("INSERT INTO ap_users (id, name) VALUES ($1, $2)", 5, None)
