@@ -1,15 +1,11 @@
 //! The systems under test, each started on a free loopback port in its own temp directory
 //! and stopped when dropped.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
-}
 
 /// Runs the Python baseline `script` (under bench/) with `args` and reads the one JSON
 /// value it prints.
@@ -102,6 +98,7 @@ impl Drop for Nowdb {
 }
 
 pub use nowdb_tests::postgres::Postgres;
+use nowdb_tests::free_port;
 
 /// A Redis server with persistence off.
 pub struct Redis {

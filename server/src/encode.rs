@@ -214,17 +214,24 @@ impl ColumnSource {
     }
 
     fn encode<E: Encoder>(&self, encoder: &mut E, row: usize, field: &Field, pg_field: &FieldInfo) -> PgWireResult<()> {
-        let value = match self {
-            Self::Arrow(array) => return arrow_pg::encoder::encode_value(encoder, array, row, field, pg_field),
+        let element = match pg_field.datatype().kind() {
+            postgres_types::Kind::Array(element) => element.oid(),
+            _ => 0,
+        };
+        match self.value(row, pg_field.format_options().extra_float_digits, element)? {
+            Value::Pg(value) => encoder.encode_field(&value, pg_field),
+            Value::Arrow(array) => arrow_pg::encoder::encode_value(encoder, array, row, field, pg_field),
+        }
+    }
+
+    /// Value `row`: rendered by pgtext (`None` for NULL), or left to arrow-pg. `extra` is
+    /// `extra_float_digits` (for array text); `element` the OID an empty array names.
+    fn value(&self, row: usize, extra: i8, element: u32) -> PgWireResult<Value<'_>> {
+        Ok(Value::Pg(match self {
+            Self::Arrow(array) => return Ok(Value::Arrow(array)),
             _ if self.array().is_null(row) => None,
-            Self::List(array) | Self::ListText(array) if list_len(array, row) == 0 => {
-                let element = match pg_field.datatype().kind() {
-                    postgres_types::Kind::Array(element) => element.oid(),
-                    _ => 0,
-                };
-                Some(PgText::EmptyArray(element))
-            }
-            Self::List(array) => return arrow_pg::encoder::encode_value(encoder, array, row, field, pg_field),
+            Self::List(array) | Self::ListText(array) if list_len(array, row) == 0 => Some(PgText::EmptyArray(element)),
+            Self::List(array) => return Ok(Value::Arrow(array)),
             Self::Float8(a) => Some(PgText::Float8(a.value(row))),
             Self::Float4(a) => Some(PgText::Float4(a.value(row))),
             Self::Timestamp(a) => a.value_as_datetime(row).map(PgText::Timestamp),
@@ -236,9 +243,8 @@ impl ColumnSource {
                 let v = a.value(row);
                 Some(PgText::Interval(v.months, v.days, v.nanoseconds / 1000))
             }
-            Self::ListText(a) => Some(PgText::Array(list_text(a, row, pg_field.format_options().extra_float_digits)?)),
-        };
-        encoder.encode_field(&value, pg_field)
+            Self::ListText(a) => Some(PgText::Array(list_text(a, row, extra)?)),
+        }))
     }
 
     fn array(&self) -> &dyn Array {
@@ -289,27 +295,21 @@ fn list_text(list: &ArrayRef, row: usize, extra_float_digits: i8) -> PgWireResul
     Ok(format!("{{{}}}", items.join(",")))
 }
 
+/// How a value is encoded.
+enum Value<'a> {
+    Pg(Option<PgText>),
+    Arrow(&'a ArrayRef),
+}
+
 impl ColumnSource {
     /// Value `i`'s text form (an array element's), `None` for NULL.
     fn text(&self, i: usize, extra: i8) -> PgWireResult<Option<String>> {
         if self.array().is_null(i) {
             return Ok(None);
         }
-        use crate::pgtext;
-        Ok(Some(match self {
-            Self::Float8(a) => pgtext::float8(a.value(i), extra),
-            Self::Float4(a) => pgtext::float4(a.value(i), extra),
-            Self::Timestamp(a) => a.value_as_datetime(i).map(pgtext::timestamp).unwrap_or_default(),
-            Self::TimestampTz(a) => a.value_as_datetime(i).map(|t| pgtext::timestamptz(t.and_utc().fixed_offset())).unwrap_or_default(),
-            Self::Time(a) => a.value_as_time(i).map(pgtext::time).unwrap_or_default(),
-            Self::Numeric(a, scale) => pgtext::numeric(a.value(i), *scale),
-            Self::Interval(a) => {
-                let v = a.value(i);
-                pgtext::interval(v.months, v.days, v.nanoseconds / 1000)
-            }
-            Self::Duration(a) => pgtext::interval(0, 0, a.value(i)),
-            Self::ListText(a) => list_text(a, i, extra)?,
-            Self::List(a) | Self::Arrow(a) => match a.as_boolean_opt() {
+        Ok(Some(match self.value(i, extra, 0)? {
+            Value::Pg(v) => v.map(|v| v.text(extra)).unwrap_or_default(),
+            Value::Arrow(a) => match a.as_boolean_opt() {
                 Some(b) => if b.value(i) { "t" } else { "f" }.to_string(),
                 None => ArrayFormatter::try_new(a.as_ref(), &ArrowFormatOptions::default()).map_err(api_error)?.value(i).to_string(),
             },
@@ -363,7 +363,7 @@ impl CopyRowEncoder {
 
     /// Whether this encoder writes the binary format.
     pub fn is_binary(&self) -> bool {
-        self.fields.first().is_some_and(|f| f.format() == FieldFormat::Binary)
+        matches!(self.encoder, RowEncoder::Binary(_))
     }
 
     /// The rows of `batch`.
@@ -390,8 +390,9 @@ impl CopyRowEncoder {
     /// What is left after the last row: the header, when there were no rows; the binary
     /// trailer.
     pub fn finish(self) -> Option<CopyData> {
+        let binary = self.is_binary();
         let mut end = self.header.unwrap_or_default();
-        if self.fields.first().is_some_and(|f| f.format() == FieldFormat::Binary) {
+        if binary {
             end.extend_from_slice(&(-1i16).to_be_bytes());
         }
         (!end.is_empty()).then(|| CopyData::new(Bytes::from(end)))

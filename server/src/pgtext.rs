@@ -381,11 +381,12 @@ impl ToSql for PgText {
     postgres_types::to_sql_checked!();
 }
 
-impl ToSqlText for PgText {
-    fn to_sql_text(&self, _ty: &Type, out: &mut BytesMut, options: &FormatOptions) -> Result<IsNull, BoxError> {
-        let text = match self {
-            PgText::Float8(v) => float8(*v, options.extra_float_digits),
-            PgText::Float4(v) => float4(*v, options.extra_float_digits),
+impl PgText {
+    /// The value's text form, floats with `extra_float_digits` = `extra`.
+    pub fn text(&self, extra: i8) -> String {
+        match self {
+            PgText::Float8(v) => float8(*v, extra),
+            PgText::Float4(v) => float4(*v, extra),
             PgText::Timestamp(v) => timestamp(*v),
             PgText::TimestampTz(v) => timestamptz(*v),
             PgText::Time(v) => time(*v),
@@ -393,8 +394,13 @@ impl ToSqlText for PgText {
             PgText::Interval(months, days, micros) => interval(*months, *days, *micros),
             PgText::Numeric(v, scale) => numeric(*v, *scale),
             PgText::EmptyArray(_) => "{}".to_string(),
-        };
-        out.extend_from_slice(text.as_bytes());
+        }
+    }
+}
+
+impl ToSqlText for PgText {
+    fn to_sql_text(&self, _ty: &Type, out: &mut BytesMut, options: &FormatOptions) -> Result<IsNull, BoxError> {
+        out.extend_from_slice(self.text(options.extra_float_digits).as_bytes());
         Ok(IsNull::No)
     }
 }

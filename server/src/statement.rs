@@ -303,28 +303,25 @@ fn limit_params_are_bigint(sql: &str, types: &mut Vec<Option<DataType>>) {
 /// writes) are described as such, not as the int4 they are planned as: drivers pick their
 /// encoder by the described type, and know oid[] where they may not know int4[].
 fn oid_params(stmt: &Statement, client_types: &[Option<Type>], wire: &mut [Type]) {
-    use datafusion::sql::sqlparser::ast::{visit_expressions, DataType as SqlType, Expr};
+    use datafusion::sql::sqlparser::ast::{visit_expressions, DataType as SqlType, Expr, Value};
     let is_oid = |t: &SqlType| matches!(t, SqlType::Custom(name, _) if name.to_string().eq_ignore_ascii_case("oid"));
     let _ = visit_expressions(stmt, |e| {
-        if let Expr::Cast { expr, data_type, .. } = e {
-            if let Expr::Value(v) = expr.as_ref() {
-                if let datafusion::sql::sqlparser::ast::Value::Placeholder(p) = &v.value {
-                    let described = match data_type {
-                        t if is_oid(t) => Some(Type::OID),
-                        SqlType::Array(elem) if elem_is(elem, &is_oid) => Some(Type::OID_ARRAY),
-                        _ => None,
-                    };
-                    let index = p.trim_start_matches('$').parse::<usize>().ok().and_then(|n| n.checked_sub(1));
-                    if let (Some(ty), Some(i)) = (described, index) {
-                        let client_typed = client_types.get(i).cloned().flatten().is_some_and(|t| t != Type::UNKNOWN);
-                        if let (false, Some(slot)) = (client_typed, wire.get_mut(i)) {
-                            *slot = ty;
-                        }
-                    }
-                }
+        let Expr::Cast { expr, data_type, .. } = e else { return std::ops::ControlFlow::<()>::Continue(()) };
+        let Expr::Value(v) = expr.as_ref() else { return std::ops::ControlFlow::Continue(()) };
+        let Value::Placeholder(p) = &v.value else { return std::ops::ControlFlow::Continue(()) };
+        let described = match data_type {
+            t if is_oid(t) => Some(Type::OID),
+            SqlType::Array(elem) if elem_is(elem, &is_oid) => Some(Type::OID_ARRAY),
+            _ => None,
+        };
+        let index = p.trim_start_matches('$').parse::<usize>().ok().and_then(|n| n.checked_sub(1));
+        if let (Some(ty), Some(i)) = (described, index) {
+            let client_typed = client_types.get(i).cloned().flatten().is_some_and(|t| t != Type::UNKNOWN);
+            if let (false, Some(slot)) = (client_typed, wire.get_mut(i)) {
+                *slot = ty;
             }
         }
-        std::ops::ControlFlow::<()>::Continue(())
+        std::ops::ControlFlow::Continue(())
     });
 }
 
