@@ -3,6 +3,9 @@
 # `nowdb` binary on ephemeral loopback ports with temporary data directories.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A one-shot build gains nothing from incremental artifacts; they would cost gigabytes of disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+df -h . | tail -1
 scripts/setup.sh
 # The end-to-end tests run the binary, which `cargo test` does not rebuild for another package.
 cargo build --bin nowdb
