@@ -76,6 +76,8 @@ impl TestServer {
             .arg("--export-dir")
             .arg(data_dir.with_extension("exports"))
             .env("NOWDB_LOG", "info")
+            // Many servers run at once: the metrics endpoint only where a test asks for it.
+            .env("NOWDB_HTTP_LISTEN", "off")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -60,6 +60,7 @@ impl Nowdb {
             .arg("--export-dir")
             .arg(dir.path().join("exports"))
             .env("NOWDB_LOG", "warn")
+            .env("NOWDB_HTTP_LISTEN", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()

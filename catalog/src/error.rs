@@ -63,6 +63,12 @@ pub enum CatalogError {
     /// A model that does not exist.
     #[error("model \"{0}\" does not exist")]
     NoSuchModel(String),
+    /// CREATE ROLE of a name in use.
+    #[error("role \"{0}\" already exists")]
+    RoleExists(String),
+    /// A role that does not exist.
+    #[error("role \"{0}\" does not exist")]
+    NoSuchRole(String),
     /// Valid SQL that nowdb does not do (yet).
     #[error("{0}")]
     Unsupported(String),
@@ -127,6 +133,8 @@ impl CatalogError {
             CatalogError::Cardinality(_) => CatalogErrorKind::Cardinality,
             CatalogError::ModelExists(_) => CatalogErrorKind::DuplicateObject,
             CatalogError::NoSuchModel(_) => CatalogErrorKind::UndefinedObject,
+            CatalogError::RoleExists(_) => CatalogErrorKind::DuplicateObject,
+            CatalogError::NoSuchRole(_) => CatalogErrorKind::UndefinedObject,
             CatalogError::Unsupported(_) => CatalogErrorKind::FeatureNotSupported,
             CatalogError::DependentObjects { .. } => CatalogErrorKind::DependentObjectsStillExist,
             CatalogError::ReadOnly(_) => CatalogErrorKind::WrongObjectType,

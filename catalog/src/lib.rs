@@ -9,6 +9,7 @@
 //!   history: its stored format and its reads (`view_history`, `view_as_of`, the changes
 //!   temporal joins read) ([`provider::history`]);
 //! - model definitions and their ONNX bytes ([`models`]);
+//! - roles (users): attributes, password verifiers and table privileges ([`roles`]);
 //! - the pg_catalog / information_schema emulation clients introspect ([`pg`]).
 //!
 //! It must not speak the wire protocol, parse client SQL text, or touch RocksDB except through
@@ -24,6 +25,7 @@ pub mod pg_overlay;
 pub mod pg_functions;
 pub mod provider;
 pub mod retention;
+pub mod roles;
 pub mod table;
 pub mod types;
 pub mod write;
@@ -32,6 +34,7 @@ pub use catalog::{Catalog, Table, WriteGuard};
 pub use error::{CatalogError, CatalogErrorKind};
 pub use change::{ChangeSink, Derived, RowSet, TableChange};
 pub use models::ModelDef;
+pub use roles::{Privilege, RoleDef, Roles, ScramSecret};
 pub use table::{ColumnDef, EventTime, TableDef, TableKind, ViewMeta};
 pub use types::SqlType;
 

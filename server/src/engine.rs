@@ -13,13 +13,14 @@ use nowdb_catalog::provider::history::HistoryTable;
 use datafusion::prelude::SessionContext;
 use datafusion::catalog::TableProvider;
 use nowdb_catalog::provider::{NowdbSchema, StoredTable};
-use nowdb_catalog::{Catalog, DATABASE, SCHEMA};
+use nowdb_catalog::{Catalog, Roles, DATABASE, SCHEMA};
 use nowdb_models::{Device, Model, ModelFunction, ModelRegistry, SessionOptions};
 use nowdb_storage::RocksStore;
 use nowdb_views::ViewEngine;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::system::SystemTable;
 use crate::error::{NowError, NowResult};
 
@@ -42,6 +43,14 @@ pub struct Engine {
     /// `pg_class` OIDs of the tables and views, by name, and the catalog generation they
     /// are of (row descriptions name the table a column comes from).
     table_oids: tokio::sync::Mutex<Option<TableOids>>,
+    /// The store itself (checkpoints, RocksDB statistics).
+    store: Arc<RocksStore>,
+    /// Roles and their privileges.
+    roles: Arc<Roles>,
+    /// Prometheus metrics.
+    metrics: Metrics,
+    /// The configuration the server was started with.
+    config: Config,
 }
 
 /// Table OIDs by name, and the catalog generation they are of.
@@ -56,13 +65,27 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Opens the data directory, builds the query context and loads the views.
     pub async fn open(config: &Config) -> NowResult<Arc<Self>> {
-        let store = Arc::new(RocksStore::open(&config.data_dir, config.durability)?);
-        let catalog = Arc::new(Catalog::open(store)?);
+        let store = Arc::new(RocksStore::open(&config.data_dir, config.durability.into())?);
+        let catalog = Arc::new(Catalog::open(store.clone())?);
+        let roles = Arc::new(Roles::open(store.clone())?);
         info!(tables = catalog.len(), data_dir = %config.data_dir.display(), "recovered catalog");
         let views = ViewEngine::new(catalog.clone());
         let models = ModelRegistry::new();
         let ctx = query_context(catalog.clone(), views.clone(), models.clone())?;
-        let engine = Self { catalog, views, models, model_ddl: Default::default(), model_dir: config.model_dir.clone(), export_dir: config.export_dir.clone(), ctx, table_oids: Default::default() };
+        let engine = Self {
+            catalog,
+            views,
+            models,
+            model_ddl: Default::default(),
+            model_dir: config.model_dir.clone(),
+            export_dir: config.export_dir.clone(),
+            ctx,
+            table_oids: Default::default(),
+            store,
+            roles,
+            metrics: Metrics::new(),
+            config: config.clone(),
+        };
         // Models first: views that call them compile against their functions.
         engine.load_models().await;
         engine.views.load(&engine.ctx.state()).await?;
@@ -175,6 +198,26 @@ impl Engine {
         }
         n += self.views.purge_expired().await?;
         Ok(n)
+    }
+
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Roles and privileges.
+    pub fn roles(&self) -> &Arc<Roles> {
+        &self.roles
+    }
+
+    /// Prometheus metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The RocksDB store (checkpoints, statistics).
+    pub fn store(&self) -> &Arc<RocksStore> {
+        &self.store
     }
 
     /// The view engine.

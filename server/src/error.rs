@@ -146,6 +146,7 @@ fn model_sqlstate(kind: ModelErrorKind) -> &'static str {
 fn storage_sqlstate(kind: StorageErrorKind) -> &'static str {
     match kind {
         StorageErrorKind::Io => "58030",
+        StorageErrorKind::DiskFull => "53100",
         StorageErrorKind::Corruption => "XX001",
         StorageErrorKind::InvalidInput => "22023",
     }

@@ -70,6 +70,24 @@ pub fn rewrite(sql: &str) -> Cow<'_, str> {
     let mut changed = false;
     // Work from the end so earlier offsets stay valid.
     for i in (0..toks.len()).rev() {
+        let starts_statement = i == 0 || word(sql, toks[i - 1]) == ";";
+        if starts_statement && (is(sql, toks.get(i), "create") || is(sql, toks.get(i), "alter") || is(sql, toks.get(i), "drop")) && is(sql, toks.get(i + 1), "user") {
+            // PostgreSQL: CREATE USER is CREATE ROLE with LOGIN; ALTER/DROP USER are ALTER/DROP ROLE.
+            if is(sql, toks.get(i), "create") {
+                let end = toks[i..].iter().position(|t| word(sql, *t) == ";").map(|p| i + p);
+                let stmt = &toks[i..end.unwrap_or(toks.len())];
+                if !stmt.iter().any(|t| word(sql, *t).eq_ignore_ascii_case("login") || word(sql, *t).eq_ignore_ascii_case("nologin")) {
+                    let at = match end {
+                        Some(e) => toks[e].0,
+                        None => stmt.last().map_or(sql.len(), |t| t.1),
+                    };
+                    out.insert_str(at, " LOGIN");
+                }
+            }
+            out.replace_range(toks[i + 1].0..toks[i + 1].1, "ROLE");
+            changed = true;
+            continue;
+        }
         if is(sql, toks.get(i), "show") && is(sql, toks.get(i + 1), "materialized") && is(sql, toks.get(i + 2), "views") {
             let (start, end) = (toks[i].0, toks[i + 2].1);
             out.replace_range(start..end, "SELECT name, definition FROM nowdb_catalog.views ORDER BY name");
@@ -129,6 +147,14 @@ mod tests {
     fn show_materialized_views_becomes_a_query() {
         assert_eq!(rewrite("show materialized views"), "SELECT name, definition FROM nowdb_catalog.views ORDER BY name");
         assert_eq!(rewrite("SELECT 'show materialized views'"), "SELECT 'show materialized views'");
+    }
+
+    #[test]
+    fn create_user_is_create_role_with_login() {
+        assert_eq!(rewrite("CREATE USER alice WITH PASSWORD 'x;y'"), "CREATE ROLE alice WITH PASSWORD 'x;y' LOGIN");
+        assert_eq!(rewrite("create user bob nologin; drop user bob"), "create ROLE bob nologin; drop ROLE bob");
+        assert_eq!(rewrite("ALTER USER alice PASSWORD 'p'"), "ALTER ROLE alice PASSWORD 'p'");
+        assert_eq!(rewrite("SELECT user FROM t"), "SELECT user FROM t");
     }
 
     #[test]

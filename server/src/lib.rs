@@ -7,7 +7,10 @@
 //! It owns no storage format and no table semantics: those live in the catalog and storage
 //! crates, which it drives.
 
+pub mod auth;
+pub mod backup;
 pub mod config;
+pub mod conn;
 pub mod copy;
 pub mod ddl;
 pub mod dialect;
@@ -16,10 +19,14 @@ pub mod encode;
 pub mod engine;
 pub mod error;
 pub mod extensions;
+pub mod limits;
+pub mod metrics;
 pub mod model_sql;
 pub mod naming;
 pub mod paths;
+pub mod privileges;
 pub mod pgtext;
+pub mod roles_sql;
 pub mod server;
 pub mod session;
 pub mod session_sql;

@@ -288,6 +288,16 @@ fn outside(path: &str, root: &Path) -> NowError {
 /// `CREATE [OR REPLACE] MODEL`. Returns the command tag.
 pub async fn create(engine: &Arc<Engine>, c: &CreateModel, params: &ParamValues) -> NowResult<&'static str> {
     let options = session_options(&c.options)?;
+    let limits = &engine.config().limits;
+    if let Some(t) = options.threads.filter(|t| *t > limits.max_model_threads as usize) {
+        return Err(NowError::coded(
+            "22023",
+            format!("threads = {t} exceeds the limit of {} intra-op threads per model (max_model_threads)", limits.max_model_threads),
+        ));
+    }
+    let too_large = |size: u64| {
+        NowError::coded("54000", format!("model of {size} bytes exceeds the limit of {} bytes (max_model_bytes)", limits.max_model_bytes))
+    };
     let _ddl = engine.model_ddl().lock().await;
     let existing = engine.catalog().model(&c.name)?;
     if existing.is_some() && !c.or_replace {
@@ -309,12 +319,19 @@ pub async fn create(engine: &Arc<Engine>, c: &CreateModel, params: &ParamValues)
             ParamValues::Map(_) => return Err(NowError::coded("08P01", format!("no value for parameter ${n}"))),
         },
         ModelSource::File(path) => {
+            let size = std::fs::metadata(engine.model_dir().join(path)).map(|m| m.len()).unwrap_or(0);
+            if size > limits.max_model_bytes {
+                return Err(too_large(size));
+            }
             let (dir, path) = (engine.model_dir().to_path_buf(), path.clone());
             tokio::task::spawn_blocking(move || read_model_file(&dir, &path))
                 .await
                 .map_err(|e| NowError::coded("XX000", format!("reading the model file failed: {e}")))??
         }
     };
+    if bytes.len() as u64 > limits.max_model_bytes {
+        return Err(too_large(bytes.len() as u64));
+    }
     let version = existing.as_ref().map_or(1, |d| d.version + 1);
     let def = ModelDef {
         name: c.name.clone(),

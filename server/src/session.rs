@@ -29,7 +29,23 @@ pub struct Session {
 impl Session {
     /// A fresh session of `user` (the startup message's user name).
     pub fn new(engine: Arc<Engine>, user: &str) -> Self {
-        Self { engine, user: user.to_string(), settings: Mutex::new(Settings::default()), copy: Mutex::new(None) }
+        let mut settings = Settings::default();
+        let timeout = engine.config().limits.statement_timeout_ms;
+        if timeout > 0 {
+            // A valid number of milliseconds is always accepted.
+            let _ = settings.set("statement_timeout", &timeout.to_string());
+        }
+        Self { engine, user: user.to_string(), settings: Mutex::new(settings), copy: Mutex::new(None) }
+    }
+
+    /// Whether the session's role bypasses privilege checks: a superuser role, or, under
+    /// `trust` authentication, a user name no role has (trust believes any name, and before
+    /// any role exists everyone is the owner).
+    pub fn is_superuser(&self) -> bool {
+        match self.engine.roles().get(&self.user) {
+            Some(role) => role.superuser,
+            None => self.engine.config().auth == crate::config::AuthMethod::Trust,
+        }
     }
 
     /// The user the client connected as (`current_user`, `session_user`).

@@ -3,7 +3,7 @@
 //! parameters, so both protocols share one path.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -13,7 +13,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 use datafusion::logical_expr::{LogicalPlan, WriteOp};
 use datafusion::sql::sqlparser::ast::{
-    CopySource, CopyTarget, Expr as SqlExpr, OnConflict, Reset, Set, Statement,
+    CopySource, CopyTarget, Expr as SqlExpr, ObjectType, OnConflict, Reset, Set, Statement,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -21,13 +21,14 @@ use datafusion::scalar::ScalarValue;
 use nowdb_catalog::provider::lookup::PointLookup;
 use pgwire::api::results::{FieldInfo, Tag};
 use pgwire::api::Type;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::copy::{self, CopyIn};
 use crate::ddl::{self, ident_name};
 use crate::dml;
 use crate::error::{NowError, NowResult};
 use crate::model_sql::{self, ModelStatement};
+use crate::privileges::Access;
 use crate::session::{CopyState, Session};
 
 /// A parsed statement: SQL the Postgres parser knows, or one of nowdb's model statements.
@@ -85,6 +86,28 @@ pub struct Prepared {
     /// The row description in binary format, built on first use (it does not depend on
     /// session settings, unlike text format).
     pub binary_fields: Arc<OnceLock<Arc<Vec<FieldInfo>>>>,
+    /// The relations it reads and writes, for privilege checks.
+    pub access: Access,
+}
+
+impl Prepared {
+    /// The statement's kind, as metrics label it.
+    pub fn metric_kind(&self) -> &'static str {
+        match (&self.kind, &self.stmt) {
+            (PlanKind::Query(_), _) if self.lookup.is_some() => "lookup",
+            (PlanKind::Query(_), _) => "select",
+            (PlanKind::Insert(..), _) => "insert",
+            (PlanKind::Update(_), _) => "update",
+            (PlanKind::Delete(_), _) => "delete",
+            (PlanKind::Utility, Parsed::Model(_)) => "model",
+            (PlanKind::Utility, Parsed::Sql(s)) => match s.as_ref() {
+                Statement::Copy { .. } => "copy",
+                Statement::CreateTable(_) | Statement::CreateView(_) | Statement::Drop { .. } | Statement::AlterTable(_) => "ddl",
+                Statement::CreateRole(_) | Statement::AlterRole { .. } | Statement::Grant(_) | Statement::Revoke(_) => "ddl",
+                _ => "other",
+            },
+        }
+    }
 }
 
 /// The result of executing a statement.
@@ -191,7 +214,8 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
         _ => None,
     };
     let stmt = Parsed::Sql(Box::new(stmt));
-    Ok(Prepared { stmt, sql, kind, param_types, param_wire_types, result, lookup, generation, binary_fields: Default::default() })
+    let access = Access::of(session, &stmt, &kind);
+    Ok(Prepared { stmt, sql, kind, param_types, param_wire_types, result, lookup, generation, binary_fields: Default::default(), access })
 }
 
 /// For each output column that is a column of a nowdb table or view (by the plan's
@@ -251,9 +275,12 @@ fn prepare_model(session: &Session, stmt: ModelStatement, client_types: &[Option
         param_types[n - 1] = Some(DataType::Binary);
     }
     let param_wire_types = wire_types(&mut param_types, client_types);
+    let stmt = Parsed::Model(stmt);
+    let access = Access::of(session, &stmt, &PlanKind::Utility);
     Prepared {
         sql: stmt.to_string(),
-        stmt: Parsed::Model(stmt),
+        stmt,
+        access,
         kind: PlanKind::Utility,
         param_types,
         param_wire_types,
@@ -349,6 +376,20 @@ fn show_name(variable: &[datafusion::sql::sqlparser::ast::Ident]) -> String {
 /// Executes a prepared statement, honouring `statement_timeout`. A statement prepared before
 /// a CREATE or DROP TABLE is planned again first, like Postgres re-plans cached statements.
 pub async fn execute(session: &Session, prepared: &Prepared, params: &ParamValues) -> NowResult<Outcome> {
+    let started = Instant::now();
+    let result = execute_current(session, prepared, params).await;
+    let elapsed = started.elapsed();
+    let engine = session.engine();
+    engine.metrics().observe(prepared.metric_kind(), elapsed, result.is_ok());
+    let slow_ms = engine.config().slow_query_ms;
+    if slow_ms > 0 && elapsed >= Duration::from_millis(slow_ms) {
+        engine.metrics().slow_statements.inc();
+        warn!(target: "nowdb::slow_query", duration_ms = elapsed.as_millis() as u64, user = session.user(), statement = %prepared.sql, "slow statement");
+    }
+    result
+}
+
+async fn execute_current(session: &Session, prepared: &Prepared, params: &ParamValues) -> NowResult<Outcome> {
     if prepared.generation != session.engine().catalog().generation() && !matches!(prepared.kind, PlanKind::Utility) {
         let types: Vec<Option<Type>> = prepared.param_wire_types.iter().cloned().map(Some).collect();
         let fresh = prepare(session, prepared.stmt.clone(), &types).await?;
@@ -361,6 +402,7 @@ pub async fn execute(session: &Session, prepared: &Prepared, params: &ParamValue
 }
 
 async fn execute_planned(session: &Session, prepared: &Prepared, params: &ParamValues) -> NowResult<Outcome> {
+    prepared.access.check(session)?;
     let timeout = session.settings()?.statement_timeout();
     match timeout {
         Some(limit) => run_with_timeout(session, prepared, params, limit).await,
@@ -405,10 +447,11 @@ async fn run(session: &Session, prepared: &Prepared, params: &ParamValues) -> No
                 Some(s) if s.fields().len() == df.schema().fields().len() => s.clone(),
                 _ => Arc::new(df.schema().as_arrow().clone()),
             };
-            Ok(Outcome::Rows(schema, df.collect().await?))
+            Ok(Outcome::Rows(schema, crate::limits::collect(engine, df).await?))
         }
         PlanKind::Insert(plan, on_conflict) => {
             let n = dml::insert(engine, &bind(plan, params)?, on_conflict.as_deref(), params).await?;
+            engine.metrics().rows_ingested.inc_by(n);
             Ok(Outcome::Command(Tag::new("INSERT").with_oid(0).with_rows(n as usize)))
         }
         PlanKind::Update(plan) => {
@@ -434,6 +477,13 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
     };
     debug!(%stmt, "utility statement");
     match stmt {
+        Statement::CreateRole(role) => Ok(Outcome::Command(Tag::new(crate::roles_sql::create(engine, role)?))),
+        Statement::AlterRole { name, operation } => Ok(Outcome::Command(Tag::new(crate::roles_sql::alter(engine, &ident_name(name), operation)?))),
+        Statement::Drop { object_type: ObjectType::Role | ObjectType::User, names, if_exists, .. } => {
+            Ok(Outcome::Command(Tag::new(crate::roles_sql::drop(engine, names, *if_exists, session.user())?)))
+        }
+        Statement::Grant(g) => Ok(Outcome::Command(Tag::new(crate::roles_sql::grant(engine, true, &g.privileges, g.objects.as_ref(), &g.grantees)?))),
+        Statement::Revoke(r) => Ok(Outcome::Command(Tag::new(crate::roles_sql::grant(engine, false, &r.privileges, r.objects.as_ref(), &r.grantees)?))),
         Statement::CreateTable(ct) => {
             ddl::create_table(engine.catalog(), ct)?;
             Ok(Outcome::Command(Tag::new("CREATE TABLE")))
@@ -447,6 +497,7 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
         }
         Statement::Drop { object_type, if_exists, names, cascade, .. } => {
             let tag = ddl::drop(engine.catalog(), engine.views(), object_type, *if_exists, *cascade, names)?;
+            crate::roles_sql::forget_dropped(engine)?;
             Ok(Outcome::Command(Tag::new(tag)))
         }
         Statement::StartTransaction { .. } => Ok(Outcome::TxStart(Tag::new("BEGIN"))),
@@ -537,6 +588,7 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
                         CopySource::Query(q) => Statement::Query(q.clone()),
                     };
                     let plan = dml::plan_statement(engine.ctx(), query).await?;
+                    crate::privileges::require_reads(session, &plan)?;
                     let df = engine.ctx().execute_logical_plan(plan).await?;
                     let schema = Arc::new(df.schema().as_arrow().clone());
                     let batches = df.execute_stream().await?;

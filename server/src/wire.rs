@@ -1,16 +1,12 @@
 //! The Postgres wire protocol: pgwire handlers for startup, simple and extended queries, COPY
 //! and cancel, all funnelled into [`crate::statement`].
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{stream, Sink, SinkExt};
-use pgwire::api::auth::{
-    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
-    ServerParameterProvider, StartupHandler,
-};
+use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -19,8 +15,7 @@ use pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager,
-    ErrorHandler, PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+    ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, PgWireServerHandlers, Type,
     DEFAULT_NAME,
 };
 use pgwire::error::{PgWireError, PgWireResult};
@@ -30,10 +25,11 @@ use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{Bind, BindComplete, Describe, Parse, ParseComplete, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::CommandComplete;
 use pgwire::messages::startup::ParameterStatus;
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 use tracing::{debug, info_span, warn, Instrument};
 
+use crate::auth::Startup;
 use crate::dialect::SqlFrontEnd;
 use crate::encode;
 use crate::engine::Engine;
@@ -58,7 +54,7 @@ impl Handlers {
         let manager = Arc::new(ConnectionManager::new());
         Self {
             parser: Arc::new(Parser { engine: engine.clone(), sql: SqlFrontEnd::new() }),
-            startup: Arc::new(Startup { engine: engine.clone(), manager: manager.clone(), keys: RandomPidSecretKeyGenerator::default() }),
+            startup: Arc::new(Startup::new(engine.clone(), manager.clone())),
             cancel: Arc::new(DefaultCancelHandler::new(manager)),
             engine,
         }
@@ -393,6 +389,7 @@ impl CopyHandler for Handlers {
             Some(CopyState::Failed(e)) => return Err(e.into()),
             None => return Err(NowError::coded("08P01", "CopyDone without COPY in progress").into()),
         };
+        self.engine.metrics().rows_ingested.inc_by(rows);
         let tag = Tag::new("COPY").with_rows(rows as usize);
         client.send(PgWireBackendMessage::CommandComplete(CommandComplete::from(tag))).await?;
         Ok(())
@@ -409,66 +406,6 @@ impl CopyHandler for Handlers {
             *slot = None;
         }
         NowError::coded("57014", format!("COPY from stdin failed: {}", fail.message)).into()
-    }
-}
-
-/// Startup: no authentication yet (trust on loopback); registers the connection for cancel
-/// requests and reports nowdb's server parameters.
-pub struct Startup {
-    engine: Arc<Engine>,
-    manager: Arc<ConnectionManager>,
-    keys: RandomPidSecretKeyGenerator,
-}
-
-struct ServerParams;
-
-impl ServerParameterProvider for ServerParams {
-    fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
-    where
-        C: ClientInfo,
-    {
-        let user = client.metadata().get("user").cloned().unwrap_or_else(|| "nowdb".into());
-        let app = client.metadata().get("application_name").cloned().unwrap_or_default();
-        let params = [
-            ("server_version", crate::SERVER_VERSION.to_string()),
-            ("server_encoding", "UTF8".into()),
-            ("client_encoding", "UTF8".into()),
-            ("DateStyle", "ISO, MDY".into()),
-            ("TimeZone", "UTC".into()),
-            ("IntervalStyle", "postgres".into()),
-            ("integer_datetimes", "on".into()),
-            ("standard_conforming_strings", "on".into()),
-            ("is_superuser", "on".into()),
-            ("in_hot_standby", "off".into()),
-            ("default_transaction_read_only", "off".into()),
-            ("search_path", "\"$user\", public".into()),
-            ("session_authorization", user),
-            ("application_name", app),
-        ];
-        Some(params.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-    }
-}
-
-#[async_trait]
-impl StartupHandler for Startup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        if let PgWireFrontendMessage::Startup(ref startup) = message {
-            protocol_negotiation(client, startup).await?;
-            save_startup_parameters_to_metadata(client, startup);
-            let (pid, key) = self.keys.generate(client);
-            client.set_pid_and_secret_key(pid, key.clone());
-            let (handle, guard) = self.manager.register(pid, key);
-            client.session_extensions().insert::<Arc<ConnectionHandle>>(handle);
-            client.session_extensions().insert::<ConnectionGuard>(guard);
-            client.session_extensions().insert(Session::new(self.engine.clone(), &startup_user(client)));
-            finish_authentication(client, &ServerParams).await?;
-        }
-        Ok(())
     }
 }
 

@@ -25,8 +25,10 @@ pub enum StorageError {
 /// Coarse classes of [`StorageError`], mapped to SQLSTATEs once, in the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageErrorKind {
-    /// The disk or the database refused the operation (full, read-only, I/O error).
+    /// The disk or the database refused the operation (read-only, I/O error).
     Io,
+    /// The disk is full: the write was not made.
+    DiskFull,
     /// Stored bytes are not what we wrote.
     Corruption,
     /// The caller asked for something the encodings cannot represent.
@@ -39,8 +41,12 @@ impl StorageError {
         match self {
             StorageError::Rocks(e) => match e.kind() {
                 rocksdb::ErrorKind::Corruption => StorageErrorKind::Corruption,
+                // RocksDB reports ENOSPC as an IOError whose message carries the OS text; once
+                // it has, it refuses writes (NoSpace) until the database is reopened.
+                _ if e.as_ref().contains("No space left") || e.as_ref().contains("NoSpace") => StorageErrorKind::DiskFull,
                 _ => StorageErrorKind::Io,
             },
+            StorageError::Io(e) if e.raw_os_error() == Some(28) => StorageErrorKind::DiskFull,
             StorageError::Io(_) => StorageErrorKind::Io,
             StorageError::Codec(_) | StorageError::Corrupt(_) => StorageErrorKind::Corruption,
             StorageError::KeyEncoding(_) => StorageErrorKind::InvalidInput,
