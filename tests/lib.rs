@@ -26,6 +26,12 @@ pub fn nowdb_binary() -> PathBuf {
     bin
 }
 
+/// `tests/tls`: a self-signed certificate for `localhost` / 127.0.0.1 and its key (test only).
+pub fn tls_fixtures() -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tls");
+    (dir.join("server.crt"), dir.join("server.key"))
+}
+
 /// `tests/models`: the ONNX fixtures (`make_fixtures.py`), every test server's `--model-dir`.
 pub fn model_fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
@@ -53,6 +59,16 @@ impl TestServer {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = temp.path().join("data");
         let mut s = Self::start_in(&dir);
+        s._temp = Some(temp);
+        s
+    }
+
+    /// Starts a server on a new temporary data directory with extra environment variables
+    /// (every `nowdb serve` flag has a `NOWDB_*` variable).
+    pub fn start_env(env: &[(&str, &str)]) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().join("data");
+        let mut s = Self::start_with(&dir, &model_fixtures(), env);
         s._temp = Some(temp);
         s
     }

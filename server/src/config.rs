@@ -72,6 +72,9 @@ pub struct Limits {
     /// Most intra-op threads one model may ask for in `WITH (threads = N)` (default: the number
     /// of cores); more is 22023.
     pub max_model_threads: u32,
+    /// Free space kept on the data directory's file system: writes are refused with 53100
+    /// below it, so that RocksDB never runs into a full disk (default 64 MiB; 0: off).
+    pub min_free_disk_bytes: u64,
 }
 
 /// Acknowledgement point of writes (the `--durability` flag).
@@ -153,6 +156,7 @@ impl Default for Limits {
             max_result_rows: 0,
             max_model_bytes: 512 << 20,
             max_model_threads: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(4),
+            min_free_disk_bytes: 64 << 20,
         }
     }
 }

@@ -218,11 +218,23 @@ pub async fn serve(socket: TcpStream, tls: Option<TlsAcceptor>, handlers: Arc<Ha
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => msg.is_extended_query(),
         };
+        let starting = matches!(socket.state(), PgWireConnectionState::AwaitingStartup | PgWireConnectionState::AuthenticationInProgress);
         if let Err(mut e) = process_message(msg, &mut socket, startup.clone(), simple.clone(), extended.clone(), copy.clone(), cancel.clone()).await {
             handlers.error_handler().on_error(&socket, &mut e);
+            if starting {
+                // A failed startup (bad password, a query before authentication) ends the
+                // connection here: pgwire's error path would answer ReadyForQuery and move the
+                // connection to the query state.
+                let info: ErrorInfo = e.into();
+                let mut info = ErrorInfo::new("FATAL".to_owned(), info.code, info.message);
+                info.detail = None;
+                let _ = socket.send(PgWireBackendMessage::ErrorResponse(info.into())).await;
+                let _ = socket.close().await;
+                return Ok(());
+            }
+            let fatal = matches!(&e, PgWireError::UserError(info) if info.is_fatal());
             process_error(&mut socket, e, extended_protocol).await?;
-            if matches!(socket.state(), PgWireConnectionState::AwaitingStartup | PgWireConnectionState::AuthenticationInProgress) {
-                // A failed startup (bad password, protocol violation) ends the connection.
+            if fatal {
                 return Ok(());
             }
         }

@@ -66,6 +66,7 @@ impl Engine {
     /// Opens the data directory, builds the query context and loads the views.
     pub async fn open(config: &Config) -> NowResult<Arc<Self>> {
         let store = Arc::new(RocksStore::open(&config.data_dir, config.durability.into())?);
+        store.set_min_free_bytes(config.limits.min_free_disk_bytes);
         let catalog = Arc::new(Catalog::open(store.clone())?);
         let roles = Arc::new(Roles::open(store.clone())?);
         info!(tables = catalog.len(), data_dir = %config.data_dir.display(), "recovered catalog");

@@ -108,6 +108,10 @@ struct ServeArgs {
     /// Most intra-op threads a model may use [default: number of cores].
     #[arg(long, env = "NOWDB_MAX_MODEL_THREADS")]
     max_model_threads: Option<u32>,
+    /// Free disk space kept on the data directory's file system; writes are refused (53100)
+    /// below it [default: 67108864].
+    #[arg(long, env = "NOWDB_MIN_FREE_DISK_BYTES")]
+    min_free_disk_bytes: Option<u64>,
 }
 
 impl ServeArgs {
@@ -124,7 +128,7 @@ impl ServeArgs {
             ($($field:ident),*) => { $( if let Some(v) = self.$field { c.limits.$field = v; } )* };
         }
         set!(listen, data_dir, durability, model_dir, export_dir, auth, http_listen, log_format, slow_query_ms);
-        set_limit!(max_message_bytes, max_connections, statement_timeout_ms, query_memory_bytes, max_result_rows, max_model_bytes, max_model_threads);
+        set_limit!(max_message_bytes, max_connections, statement_timeout_ms, query_memory_bytes, max_result_rows, max_model_bytes, max_model_threads, min_free_disk_bytes);
         if self.superuser_password.is_some() {
             c.superuser_password = self.superuser_password;
         }

@@ -29,6 +29,13 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+/// Label of an error's SQLSTATE.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SqlStateLabel {
+    /// The five-character SQLSTATE.
+    pub sqlstate: String,
+}
+
 /// Label naming a view or a model.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct NameLabel {
@@ -62,6 +69,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Failed authentications.
     pub auth_failures: Counter,
+    /// Errors sent to clients, by SQLSTATE (planning and protocol errors included).
+    pub client_errors: Family<SqlStateLabel, Counter>,
     /// Per view: seconds since its last maintained event time (window views), at scrape.
     view_lag: Family<NameLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Per view: events dropped behind the watermark.
@@ -117,6 +126,7 @@ impl Metrics {
             connections_accepted: Counter::default(),
             connections_refused: Counter::default(),
             auth_failures: Counter::default(),
+            client_errors: Family::default(),
             view_lag: Family::default(),
             view_late_events: Family::default(),
             view_events: Family::default(),
@@ -136,6 +146,7 @@ impl Metrics {
         registry.register("connections_accepted", "Client connections accepted", m.connections_accepted.clone());
         registry.register("connections_refused", "Client connections refused by max_connections", m.connections_refused.clone());
         registry.register("authentication_failures", "Failed password authentications", m.auth_failures.clone());
+        registry.register("client_errors", "Errors sent to clients, by SQLSTATE", m.client_errors.clone());
         registry.register("view_lag_seconds", "Seconds between now and the view's greatest event time", m.view_lag.clone());
         registry.register("view_late_events", "Events dropped behind the view's watermark", m.view_late_events.clone());
         registry.register("view_events", "Source rows the view has processed", m.view_events.clone());

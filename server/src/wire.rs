@@ -410,13 +410,20 @@ impl CopyHandler for Handlers {
 }
 
 /// Logs errors sent to clients.
-pub struct LogErrors;
+pub struct LogErrors {
+    engine: Arc<Engine>,
+}
 
 impl ErrorHandler for LogErrors {
     fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
     where
         C: ClientInfo,
     {
+        let sqlstate = match error {
+            PgWireError::UserError(info) => info.code.clone(),
+            _ => "08P01".to_string(),
+        };
+        self.engine.metrics().client_errors.get_or_create(&crate::metrics::SqlStateLabel { sqlstate }).inc();
         match error {
             PgWireError::UserError(_) => debug!(error = %error, "statement error"),
             other => warn!(error = %other, "protocol error"),
@@ -442,7 +449,7 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
-        Arc::new(LogErrors)
+        Arc::new(LogErrors { engine: self.engine.clone() })
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {

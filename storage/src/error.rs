@@ -17,6 +17,14 @@ pub enum StorageError {
     /// A value cannot be encoded as a key (type not orderable, NULL in a key).
     #[error("cannot encode key: {0}")]
     KeyEncoding(String),
+    /// The data directory's disk has less free space than the configured reserve.
+    #[error("could not write: disk full ({free} bytes free on the data directory's file system, below the reserve of {reserve} bytes); free space and retry")]
+    NoSpace {
+        /// Free bytes.
+        free: u64,
+        /// The reserve (min_free_disk_bytes).
+        reserve: u64,
+    },
     /// File system error (opening the data directory).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -47,6 +55,7 @@ impl StorageError {
                 _ => StorageErrorKind::Io,
             },
             StorageError::Io(e) if e.raw_os_error() == Some(28) => StorageErrorKind::DiskFull,
+            StorageError::NoSpace { .. } => StorageErrorKind::DiskFull,
             StorageError::Io(_) => StorageErrorKind::Io,
             StorageError::Codec(_) | StorageError::Corrupt(_) => StorageErrorKind::Corruption,
             StorageError::KeyEncoding(_) => StorageErrorKind::InvalidInput,

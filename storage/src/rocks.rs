@@ -29,6 +29,10 @@ pub enum Durability {
 pub struct RocksStore {
     db: DB,
     durability: Durability,
+    path: std::path::PathBuf,
+    /// Writes are refused while the data directory's file system has less free space than
+    /// this (bytes; 0 = never). See [`RocksStore::set_min_free_bytes`].
+    min_free: std::sync::atomic::AtomicU64,
 }
 
 impl RocksStore {
@@ -53,7 +57,45 @@ impl RocksStore {
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         info!(path = %path.display(), ?durability, "opened rocksdb");
-        Ok(Self { db, durability })
+        Ok(Self { db, durability, path: path.to_path_buf(), min_free: Default::default() })
+    }
+
+    /// Keeps `bytes` of the data directory's file system free: writes that would start with
+    /// less free are refused with [`StorageError::NoSpace`]. RocksDB itself must never reach
+    /// ENOSPC: after a failed WAL write it refuses every later write until reopened, and the
+    /// Debian build asserts (aborts) on the next one. The reserve also leaves flushes and
+    /// compactions room to finish.
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.min_free.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Free bytes (for unprivileged users) of the file system holding the data directory.
+    pub fn free_bytes(&self) -> Result<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.path.as_os_str().as_bytes())
+            .map_err(|_| StorageError::Io(std::io::Error::other("data directory path contains NUL")))?;
+        let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `path` is a valid NUL-terminated string and `stat` a valid out-pointer;
+        // statvfs initializes it when it returns 0.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(StorageError::Io(std::io::Error::last_os_error()));
+        }
+        // SAFETY: statvfs returned 0, so `stat` is initialized.
+        let stat = unsafe { stat.assume_init() };
+        Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
+    }
+
+    fn check_space(&self) -> Result<()> {
+        let reserve = self.min_free.load(std::sync::atomic::Ordering::Relaxed);
+        if reserve == 0 {
+            return Ok(());
+        }
+        let free = self.free_bytes()?;
+        if free < reserve {
+            return Err(StorageError::NoSpace { free, reserve });
+        }
+        Ok(())
     }
 
     /// Visits `[start, end)` of `cf` in `direction` until `visit` stops.
@@ -150,6 +192,7 @@ impl Store for RocksStore {
     }
 
     fn write(&self, set: WriteSet) -> Result<()> {
+        self.check_space()?;
         let mut batch = WriteBatch::default();
         for op in set.ops() {
             match op {

@@ -7,6 +7,8 @@ mod durability;
 mod errors;
 mod history;
 mod models;
+mod operations;
 mod protocol;
+mod security;
 mod slt;
 mod views;
