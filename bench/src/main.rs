@@ -8,6 +8,7 @@ mod measure;
 mod models;
 mod peers;
 mod report;
+mod load;
 mod workloads;
 
 use std::path::PathBuf;
@@ -42,7 +43,7 @@ struct Args {
     #[arg(long)]
     curves: PathBuf,
     /// Workloads to run.
-    #[arg(long, value_delimiter = ',', default_value = "lookup,ingest,view_lookup,freshness,model,history")]
+    #[arg(long, value_delimiter = ',', default_value = "lookup,ingest,view_lookup,freshness,model,history,load")]
     workloads: Vec<String>,
     /// Systems to run them on.
     #[arg(long, value_delimiter = ',', default_value = "nowdb,postgres,redis")]
@@ -66,6 +67,7 @@ fn scale(arg: ScaleArg) -> Scale {
             pit_versions: 100_000,
             pit_keys: 1_000,
             pit_labels: 10_000,
+            load_secs: 15,
         },
         ScaleArg::Full => Scale {
             keys: 1_000_000,
@@ -76,6 +78,7 @@ fn scale(arg: ScaleArg) -> Scale {
             pit_versions: 1_000_000,
             pit_keys: 10_000,
             pit_labels: 100_000,
+            load_secs: 60,
         },
     }
 }
@@ -200,6 +203,11 @@ async fn run(args: &Args) -> Result<(), String> {
         results.extend(history::write_overhead(&systems[0], s).await?);
         eprintln!("history: point-in-time join vs DuckDB ...");
         results.extend(history::pit_join(&systems[0], s, &args.python, &nowdb.export_dir()).await?);
+    }
+
+    if workload("load") {
+        eprintln!("load test: 64 connections for {} s ...", s.load_secs);
+        results.extend(load::run(&systems[0], s.load_secs, nowdb.pid()).await?);
     }
 
     let mut versions = Vec::new();

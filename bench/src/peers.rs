@@ -74,6 +74,11 @@ impl Nowdb {
         format!("host=127.0.0.1 port={} user=nowdb dbname=nowdb", self.port)
     }
 
+    /// The process id (of the wrapper, when started under one).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Where its `COPY ... TO 'file'` writes.
     pub fn export_dir(&self) -> std::path::PathBuf {
         self._dir.path().join("exports")

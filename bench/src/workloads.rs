@@ -31,6 +31,8 @@ pub struct Scale {
     pub pit_keys: u64,
     /// Labels joined to them.
     pub pit_labels: u64,
+    /// Seconds of the 64-connection load test.
+    pub load_secs: u64,
 }
 
 /// A Postgres-protocol system (nowdb or PostgreSQL).

@@ -110,6 +110,12 @@ impl Framing {
     }
 }
 
+/// Checks `bytes` (a connection's stream from its first byte) against the framing rules with
+/// a limit of `max` body bytes per message: what [`serve`] enforces (the fuzz target's entry).
+pub fn check_frames(bytes: &[u8], max: usize) -> Result<(), String> {
+    Framing::new(max).feed(bytes).map_err(|e| e.0)
+}
+
 /// The connection's byte stream with [`Framing`] checked on every read.
 struct FrameLimit<S> {
     inner: S,

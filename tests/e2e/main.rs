@@ -3,8 +3,10 @@
 mod abuse;
 mod clients;
 mod compat;
+mod crash;
 mod durability;
 mod errors;
+mod fuzz_replay;
 mod history;
 mod models;
 mod operations;

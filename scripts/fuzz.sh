@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Fuzzes nowdb's input decoders with cargo-fuzz (libFuzzer + AddressSanitizer), each target for
+# a bounded time (default 60 s), starting from and adding to its corpus in fuzz/corpus/<target>.
+# A crash fails the run and leaves the input in fuzz/artifacts/<target>/; it then becomes a
+# regression test (fuzz/regressions/, replayed by `cargo test -p nowdb-tests`).
+#
+#   scripts/fuzz.sh [seconds per target] [target ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-60}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(frontend_messages sql_front_door storage_decoders model_bytes)
+scripts/setup.sh
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.1
+# cargo-fuzz passes nightly-only flags (-Zsanitizer=address); this machine has one stable
+# toolchain, which accepts them with RUSTC_BOOTSTRAP.
+export RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
+# The model target loads ONNX Runtime from the .venv wheel, like the server.
+ORT_DYLIB_PATH="$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so* 2>/dev/null | head -1)"
+export ORT_DYLIB_PATH
+cd fuzz
+for t in "${targets[@]}"; do
+    mkdir -p "corpus/$t" "artifacts/$t"
+    echo "fuzz: $t for ${secs}s"
+    log="$CARGO_TARGET_DIR/fuzz-$t.log"
+    mkdir -p "$CARGO_TARGET_DIR"
+    if ! cargo fuzz run --release "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 -max_len=65536 \
+        -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1; then
+        tail -n 60 "$log" >&2
+        echo "fuzz: $t failed; the input is in fuzz/artifacts/$t (copy it to fuzz/regressions/$t/)" >&2
+        exit 1
+    fi
+    grep -E "^stat::(number_of_executed_units|new_units_added|peak_rss_mb)" "$log" | tr '\n' ' '
+    echo
+done
