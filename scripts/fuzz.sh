@@ -17,17 +17,24 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 
 # toolchain, which accepts them with RUSTC_BOOTSTRAP.
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
+root="$PWD"
 # The model target loads ONNX Runtime from the .venv wheel, like the server.
 ORT_DYLIB_PATH="$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so* 2>/dev/null | head -1)"
 export ORT_DYLIB_PATH
-cd fuzz
 for t in "${targets[@]}"; do
-    mkdir -p "corpus/$t" "artifacts/$t"
+    # fuzz/ builds without DataFusion (CI fuzzes these); fuzz/full needs it.
+    case "$t" in
+        frontend_messages|storage_decoders) dir="$root/fuzz" ;;
+        *) dir="$root/fuzz/full" ;;
+    esac
+    corpus="$root/fuzz/corpus/$t"
+    artifacts="$root/fuzz/artifacts/$t"
+    mkdir -p "$corpus" "$artifacts"
     echo "fuzz: $t for ${secs}s"
     log="$CARGO_TARGET_DIR/fuzz-$t.log"
     mkdir -p "$CARGO_TARGET_DIR"
-    if ! cargo fuzz run --release "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 -max_len=65536 \
-        -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1; then
+    if ! cargo fuzz run --fuzz-dir "$dir" --release "$t" "$corpus" -- -max_total_time="$secs" -rss_limit_mb=4096 -max_len=65536 \
+        -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1; then
         tail -n 60 "$log" >&2
         echo "fuzz: $t failed; the input is in fuzz/artifacts/$t (copy it to fuzz/regressions/$t/)" >&2
         exit 1

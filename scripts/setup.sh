@@ -4,13 +4,14 @@
 # RocksDB bindings, psql and the PostgreSQL 15 server (the differential SQL tests run against
 # it), Java 17 with Debian's pgjdbc and Node.js (client compatibility tests), a project-local
 # virtualenv (.venv) with the Python test clients and ONNX Runtime (the `onnxruntime` wheel,
-# whose shared library nowdb loads for models), and node-postgres (tests/clients/node).
+# whose shared library nowdb loads for models), node-postgres (tests/clients/node), and
+# sqlsmith (random SQL against the server in the tests).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pkg in librocksdb-dev libclang-dev clang postgresql-client postgresql-15 libpostgresql-jdbc-java; do
+for pkg in librocksdb-dev libclang-dev clang postgresql-client postgresql-15 libpostgresql-jdbc-java sqlsmith; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 # Commands that may come from elsewhere than Debian's packages (e.g. NodeSource's nodejs).

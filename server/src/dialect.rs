@@ -92,7 +92,45 @@ impl SqlFrontEnd {
 
 /// The rewrites of catalog queries after datafusion-pg-catalog's.
 fn catalog_rewrites(stmt: Statement) -> Statement {
-    in_subquery_as_array(catalog_functions(null_case_subqueries(stmt)))
+    aggregate_scalar_subqueries(in_subquery_as_array(catalog_functions(null_case_subqueries(stmt))))
+}
+
+/// `(SELECT x FROM t WHERE t.oid = outer.col)` as `(SELECT max(x) ...)`: DataFusion
+/// decorrelates a correlated scalar subquery only when it aggregates, and catalog lookups of
+/// this shape (sqlsmith's routine list, tools' namespace names) match one row by key, so the
+/// answer is the same. (PostgreSQL would raise 21000 where such a lookup matched several rows;
+/// this is only applied to catalog queries.)
+fn aggregate_scalar_subqueries(mut stmt: Statement) -> Statement {
+    use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr};
+    const AGGREGATES: [&str; 11] = ["count", "max", "min", "sum", "avg", "array_agg", "string_agg", "bool_and", "bool_or", "every", "json_agg"];
+    let _ = visit_expressions_mut(&mut stmt, |expr| {
+        let Expr::Subquery(query) = expr else { return ControlFlow::<()>::Continue(()) };
+        // datafusion-pg-catalog's rules add `LIMIT 1` to scalar subqueries; any other limit,
+        // an ORDER BY or a CTE keeps the subquery as written.
+        let limit_one = query.limit_clause.as_ref().is_some_and(|l| l.to_string().trim().eq_ignore_ascii_case("LIMIT 1"));
+        if (query.limit_clause.is_some() && !limit_one) || query.order_by.is_some() || query.with.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let SetExpr::Select(select) = query.body.as_mut() else { return ControlFlow::Continue(()) };
+        let grouped = !matches!(&select.group_by, datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty());
+        if grouped || select.distinct.is_some() || select.having.is_some() || select.projection.len() != 1 {
+            return ControlFlow::Continue(());
+        }
+        let item = match &mut select.projection[0] {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => return ControlFlow::Continue(()),
+        };
+        let aggregated = matches!(&*item, Expr::Function(f)
+            if f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str())));
+        if !aggregated {
+            if let Ok(e) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&format!("max({item})")).and_then(|mut p| p.parse_expr()) {
+                *item = e;
+                query.limit_clause = None;
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    stmt
 }
 
 /// `x IN (uncorrelated subquery)` as `array_has((SELECT array_agg(...) ...), x)`: DataFusion
@@ -247,6 +285,16 @@ fn reads_system_catalog(stmt: &Statement) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalog_lookups_in_select_lists_aggregate() {
+        let front = SqlFrontEnd::new();
+        let sql = "SELECT (SELECT nspname FROM pg_namespace WHERE oid = relnamespace), relname FROM pg_class";
+        let stmt = front.parse(sql).unwrap().pop().unwrap();
+        assert!(stmt.to_string().contains("SELECT max(nspname)"), "{stmt}");
+        let counted = "SELECT (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid) FROM pg_class c";
+        assert!(!front.parse(counted).unwrap()[0].to_string().contains("max("));
+    }
 
     #[test]
     fn user_queries_keep_correlated_subqueries() {

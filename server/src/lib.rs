@@ -19,6 +19,7 @@ pub mod encode;
 pub mod engine;
 pub mod error;
 pub mod extensions;
+pub mod framing;
 pub mod limits;
 pub mod metrics;
 pub mod model_sql;

@@ -211,6 +211,18 @@ async fn protocol_abuse_from_the_issue_list() {
     let answer = c.simple_query(&long).await.unwrap();
     assert_eq!(answer.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count(), 1);
 
+    // Found by the frontend_messages fuzz target: a password message claiming length 0 makes
+    // pgwire's decoder panic; nowdb's framing refuses it first (fuzz/regressions/).
+    let crash = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/regressions/frontend_messages/pgwire-password-message-length-zero")).unwrap();
+    for first in [false, true] {
+        let mut s = if first { connect_raw(&server) } else { ready(&server) };
+        let _ = s.write_all(&crash);
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        assert!(!server.log_text().contains("panicked"), "{}", server.log_text());
+        still_serving(&server).await;
+    }
+
     // A CancelRequest with a wrong key cancels nothing.
     let victim = server.connect().await;
     let slow = tokio::spawn(async move {

@@ -24,9 +24,16 @@ fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// A startup packet (protocol 3.0, user nowdb), put before bytes fuzzed as post-startup ones.
+const STARTUP: &[u8] = b"\0\0\0\x14\0\x03\0\0user\0nowdb\0\0";
+
+/// As the server (and the fuzz target): pgwire decodes only what the framing check accepts.
 fn frontend(data: &[u8]) {
-    let _ = nowdb_server::conn::check_frames(data, 64 << 10);
     for startup in [true, false] {
+        let stream = if startup { data.to_vec() } else { [STARTUP, data].concat() };
+        if nowdb_server::conn::check_frames(&stream, 64 << 10).is_err() {
+            continue;
+        }
         let mut ctx = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
         ctx.awaiting_frontend_ssl = startup;
         ctx.awaiting_frontend_startup = startup;

@@ -13,4 +13,5 @@ mod operations;
 mod protocol;
 mod security;
 mod slt;
+mod sqlsmith;
 mod views;
