@@ -250,7 +250,38 @@ impl PgCatalogOverlay {
             .cross_join(public)?
             .project(exprs)?
             .build()?;
-        LogicalPlanBuilder::scan("pg_proc", provider_as_source(proc.clone()), None)?.union(model_rows)?.build()
+        LogicalPlanBuilder::scan("pg_proc", provider_as_source(self.proc_namespaces_resolved(proc, namespace)?), None)?.union(model_rows)?.build()
+    }
+
+    /// The crate's pg_proc with every `pronamespace` naming a row of pg_namespace: its
+    /// information_schema functions carry PostgreSQL's OID for that schema (13283), which its
+    /// pg_namespace numbers differently, so a join or lookup by namespace found nothing
+    /// (sqlsmith reads every routine's schema name that way).
+    fn proc_namespaces_resolved(&self, proc: &Arc<dyn TableProvider>, namespace: &Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+        let known = LogicalPlanBuilder::scan("pg_namespace", provider_as_source(namespace.clone()), None)?
+            .project(vec![col("oid").alias("known_ns")])?
+            .build()?;
+        let info_schema = LogicalPlanBuilder::scan("pg_namespace", provider_as_source(namespace.clone()), None)?
+            .filter(col("nspname").eq(lit("information_schema")))?
+            .project(vec![col("oid").alias("info_schema_oid")])?
+            .build()?;
+        let exprs: Vec<Expr> = proc
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "pronamespace" => datafusion::logical_expr::when(col("known_ns").is_null(), col("info_schema_oid"))
+                    .otherwise(col("pronamespace"))
+                    .map(|e| cast(e, f.data_type().clone()).alias("pronamespace")),
+                name => Ok(col(format!("pg_proc.{name}")).alias(name)),
+            })
+            .collect::<Result<_, _>>()?;
+        let plan = LogicalPlanBuilder::scan("pg_proc", provider_as_source(proc.clone()), None)?
+            .join(known, JoinType::Left, (vec!["pronamespace"], vec!["known_ns"]), None)?
+            .cross_join(info_schema)?
+            .project(exprs)?
+            .build()?;
+        Ok(Arc::new(ViewTable::new(plan, None)))
     }
 }
 

@@ -151,12 +151,16 @@ fn in_subquery_as_array(mut stmt: Statement) -> Statement {
     stmt
 }
 
+/// `pg_catalog` columns PostgreSQL types `oidvector` or `int2vector`.
+const VECTOR_COLUMNS: [&str; 5] = ["proargtypes", "indkey", "indclass", "indcollation", "indoption"];
+
 /// Catalog functions DataFusion cannot evaluate as called:
 /// - `generate_subscripts(a, 1)` (SQLAlchemy's key reflection, next to `unnest(a)`) is
 ///   `unnest(generate_series(1, cardinality(a)))`, the same 1..n beside the elements;
 /// - `pg_get_viewdef(oid, ...)` looks the view up by its `pg_class` row (`nowdb_viewdef`);
 /// - `col_description(...)` is NULL (nowdb stores no comments) without evaluating its
-///   arguments (Metabase casts computed text to `regclass` there).
+///   arguments (Metabase casts computed text to `regclass` there);
+/// - `unnest(proargtypes)` (and the other vector columns) splits the vector's text.
 fn catalog_functions(mut stmt: Statement) -> Statement {
     let _ = visit_expressions_mut(&mut stmt, |expr| {
         let Expr::Function(f) = expr else { return ControlFlow::<()>::Continue(()) };
@@ -179,6 +183,11 @@ fn catalog_functions(mut stmt: Statement) -> Statement {
                 "(SELECT max(nowdb_viewdef(viewdef_rel.relname)) FROM pg_catalog.pg_class viewdef_rel WHERE viewdef_rel.oid = {oid})"
             ),
             ("col_description", _) => "NULL".to_string(),
+            // oidvector / int2vector columns are text in the emulation ("23 25"); unnest them as
+            // PostgreSQL does, element by element (sqlsmith's routine parameters).
+            ("unnest", Some(column)) if VECTOR_COLUMNS.iter().any(|c| column.to_ascii_lowercase().rsplit('.').next() == Some(c)) => {
+                format!("unnest(CAST(string_to_array({column}, ' ') AS bigint[]))")
+            }
             _ => return ControlFlow::Continue(()),
         };
         if let Ok(e) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()) {
@@ -292,6 +301,8 @@ mod tests {
         let sql = "SELECT (SELECT nspname FROM pg_namespace WHERE oid = relnamespace), relname FROM pg_class";
         let stmt = front.parse(sql).unwrap().pop().unwrap();
         assert!(stmt.to_string().contains("SELECT max(nspname)"), "{stmt}");
+        let params = front.parse("SELECT oid, unnest(proargtypes) FROM pg_proc").unwrap().pop().unwrap();
+        assert!(params.to_string().contains("unnest(CAST(string_to_array(proargtypes, ' ') AS BIGINT[]))"), "{params}");
         let counted = "SELECT (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid) FROM pg_class c";
         assert!(!front.parse(counted).unwrap()[0].to_string().contains("max("));
     }
