@@ -49,7 +49,7 @@ pub struct Framing {
     have: usize,
     /// Body bytes of the current message still to come.
     remaining: u64,
-    /// The body so far of a message whose inner lengths are checked (Bind, Parse).
+    /// The body so far of a message whose contents are checked ([`CHECKED`]).
     inner: Option<Vec<u8>>,
 }
 
@@ -95,7 +95,7 @@ impl Framing {
                     )));
                 }
                 self.remaining = body;
-                if matches!(self.header[0], b'B' | b'P') {
+                if CHECKED.contains(&self.header[0]) {
                     self.inner = Some(Vec::with_capacity(body.min(1 << 16) as usize));
                     self.finish_inner()?;
                 }
@@ -114,25 +114,44 @@ impl Framing {
 }
 
 impl Framing {
-    /// Once a Bind or Parse body is complete, checks the counts and lengths inside it.
+    /// Once a checked message's body is complete, checks that it is exactly what its type says.
     fn finish_inner(&mut self) -> Result<(), Refused> {
         if self.remaining > 0 {
             return Ok(());
         }
         let Some(body) = self.inner.take() else { return Ok(()) };
-        let checked = match self.header[0] {
-            b'B' => check_bind(&body),
-            _ => check_parse(&body),
+        let kind = self.header[0];
+        let mut b = Body(&body);
+        let checked = match kind {
+            b'B' => check_bind(&mut b),
+            b'P' => check_parse(&mut b),
+            b'Q' | b'f' => b.cstring(),
+            b'E' => b.cstring().and_then(|_| b.i32().map(drop)),
+            b'D' | b'C' => b.take(1).and_then(|_| b.cstring()),
+            _ => Ok(()),
         };
-        checked.map_err(|e| Refused::malformed(format!("invalid {} message: {e}", if self.header[0] == b'B' { "Bind" } else { "Parse" })))
+        checked
+            .and_then(|_| match b.0.len() {
+                0 => Ok(()),
+                n => Err(format!("{n} bytes after the end of its contents")),
+            })
+            .map_err(|e| Refused::malformed(format!("invalid message of type '{}': {e}", char::from(kind))))
     }
 }
+
+/// Message types whose bodies are checked to be exactly their contents: pgwire's decoders read
+/// what they parse from the buffer, not the length the header gave, so a Query with bytes
+/// after its terminator, or a Sync with a body, would leave bytes it then decodes as the next
+/// message (found by fuzzing), and its Bind and Parse decoders panic on inner lengths past the
+/// message. Query, Parse, Bind, Execute, Describe, Close, CopyFail; Sync, Flush, Terminate and
+/// CopyDone have empty bodies. CopyData and password messages are taken by their length.
+const CHECKED: [u8; 11] = [b'Q', b'P', b'B', b'E', b'D', b'C', b'f', b'S', b'H', b'X', b'c'];
 
 /// A cursor over a message body that refuses to read past its end.
 struct Body<'a>(&'a [u8]);
 
-impl Body<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+impl<'a> Body<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if n > self.0.len() {
             return Err(format!("insufficient data left in message ({n} bytes wanted, {} left)", self.0.len()));
         }
@@ -165,8 +184,7 @@ impl Body<'_> {
 
 /// Bind: portal, statement, format codes, parameters (length -1 = NULL, else that many bytes),
 /// result format codes.
-fn check_bind(body: &[u8]) -> Result<(), String> {
-    let mut b = Body(body);
+fn check_bind(b: &mut Body<'_>) -> Result<(), String> {
     b.cstring()?;
     b.cstring()?;
     let formats = b.count()?;
@@ -186,8 +204,7 @@ fn check_bind(body: &[u8]) -> Result<(), String> {
 }
 
 /// Parse: statement name, query, parameter type OIDs.
-fn check_parse(body: &[u8]) -> Result<(), String> {
-    let mut b = Body(body);
+fn check_parse(b: &mut Body<'_>) -> Result<(), String> {
     b.cstring()?;
     b.cstring()?;
     let types = b.count()?;
@@ -222,8 +239,8 @@ mod tests {
     #[test]
     fn framing_passes_messages_under_the_limit_split_anywhere() {
         let mut stream = startup();
-        stream.extend(typed(b'Q', 100));
-        stream.extend(typed(b'Q', 1024));
+        stream.extend(typed(b'd', 100));
+        stream.extend(typed(b'd', 1024));
         for split in 0..stream.len() {
             let mut f = Framing::new(1024);
             f.feed(&stream[..split]).unwrap();
@@ -262,7 +279,7 @@ mod tests {
         assert!(check_frames(&bind(-1), 1024).is_err(), "NULL, then two stray bytes where the result formats are");
         for bad in [-2, 3, 1_000_000, i32::MAX] {
             let err = check_frames(&bind(bad), 1024).unwrap_err();
-            assert!(err.starts_with("invalid Bind message"), "{bad}: {err}");
+            assert!(err.starts_with("invalid message of type 'B'"), "{bad}: {err}");
         }
         let parse = |n: i16| {
             let mut b = b"s\0SELECT $1\0".to_vec();
@@ -273,6 +290,14 @@ mod tests {
         assert!(check_frames(&parse(1), 1024).is_ok());
         assert!(check_frames(&parse(2), 1024).is_err());
         assert!(check_frames(&parse(-1), 1024).is_err());
+        // Bytes after a query's terminator, or a Sync with a body: refused, not left for the
+        // decoder to read as the next message.
+        let query = |body: &[u8]| check_frames(&[startup(), with_body(b'Q', body)].concat(), 1024);
+        assert!(query(b"SELECT 1\0").is_ok());
+        assert!(query(b"SELECT 1\0P\0\0\0\x04").unwrap_err().contains("after the end"));
+        assert!(query(b"SELECT 1").is_err());
+        assert!(check_frames(&[startup(), with_body(b'S', b"x")].concat(), 1024).is_err());
+        assert!(check_frames(&[startup(), with_body(b'S', b""), with_body(b'd', b"1\t2\n")].concat(), 1024).is_ok());
         // A body split across reads is checked once complete.
         let stream = bind(3);
         let mut f = Framing::new(1024);

@@ -223,6 +223,18 @@ async fn protocol_abuse_from_the_issue_list() {
         still_serving(&server).await;
     }
 
+    // Found by fuzzing: pgwire decodes a Query up to its first NUL and takes what follows in
+    // the same message as the next message. A message is exactly its contents here, so nothing
+    // can be smuggled inside another.
+    let mut smuggling = b"SELECT 1\0".to_vec();
+    smuggling.extend(message(b'Q', b"CREATE TABLE smuggled (x bigint)\0"));
+    let mut s = ready(&server);
+    s.write_all(&message(b'Q', &smuggling)).unwrap();
+    assert_eq!(error_code(&mut s).as_deref(), Some("08P01"));
+    let c = server.connect().await;
+    let e = c.query("SELECT * FROM smuggled", &[]).await.unwrap_err();
+    assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("42P01"), "the smuggled statement must not run");
+
     // A CancelRequest with a wrong key cancels nothing.
     let victim = server.connect().await;
     let slow = tokio::spawn(async move {
