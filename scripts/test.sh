@@ -10,5 +10,9 @@ scripts/setup.sh
 # The end-to-end tests run the binary, which `cargo test` does not rebuild for another package.
 cargo build --bin nowdb
 cargo test --workspace
-# Benchmark smoke test (small scale, no thresholds): nowdb, PostgreSQL and Redis side by side.
+# Benchmark smoke test (small scale, no thresholds): nowdb, PostgreSQL and Redis side by side,
+# and the 64-connection load test (fails on any error or stuck connection).
 bench/run.sh --scale small
+# Fuzzing, 60 s per target, of the targets that build without the query engine (the others,
+# and longer runs: scripts/fuzz.sh [seconds]); a crash fails the run.
+scripts/fuzz.sh 60 frontend_messages storage_decoders
