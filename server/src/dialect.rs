@@ -151,8 +151,9 @@ fn in_subquery_as_array(mut stmt: Statement) -> Statement {
     stmt
 }
 
-/// `pg_catalog` columns PostgreSQL types `oidvector` or `int2vector`.
-const VECTOR_COLUMNS: [&str; 5] = ["proargtypes", "indkey", "indclass", "indcollation", "indoption"];
+/// `pg_catalog` vector columns (`oidvector`) the emulation keeps as text ("23 25"); its
+/// `pg_index.indkey` is an array already.
+const VECTOR_COLUMNS: [&str; 1] = ["proargtypes"];
 
 /// Catalog functions DataFusion cannot evaluate as called:
 /// - `generate_subscripts(a, 1)` (SQLAlchemy's key reflection, next to `unnest(a)`) is
@@ -160,7 +161,7 @@ const VECTOR_COLUMNS: [&str; 5] = ["proargtypes", "indkey", "indclass", "indcoll
 /// - `pg_get_viewdef(oid, ...)` looks the view up by its `pg_class` row (`nowdb_viewdef`);
 /// - `col_description(...)` is NULL (nowdb stores no comments) without evaluating its
 ///   arguments (Metabase casts computed text to `regclass` there);
-/// - `unnest(proargtypes)` (and the other vector columns) splits the vector's text.
+/// - `unnest(proargtypes)` splits the vector's text.
 fn catalog_functions(mut stmt: Statement) -> Statement {
     let _ = visit_expressions_mut(&mut stmt, |expr| {
         let Expr::Function(f) = expr else { return ControlFlow::<()>::Continue(()) };
@@ -183,8 +184,8 @@ fn catalog_functions(mut stmt: Statement) -> Statement {
                 "(SELECT max(nowdb_viewdef(viewdef_rel.relname)) FROM pg_catalog.pg_class viewdef_rel WHERE viewdef_rel.oid = {oid})"
             ),
             ("col_description", _) => "NULL".to_string(),
-            // oidvector / int2vector columns are text in the emulation ("23 25"); unnest them as
-            // PostgreSQL does, element by element (sqlsmith's routine parameters).
+            // `proargtypes` is text in the emulation ("23 25"); unnest it as PostgreSQL does,
+            // element by element (sqlsmith's routine parameters).
             ("unnest", Some(column)) if VECTOR_COLUMNS.iter().any(|c| column.to_ascii_lowercase().rsplit('.').next() == Some(c)) => {
                 format!("unnest(CAST(string_to_array({column}, ' ') AS bigint[]))")
             }
