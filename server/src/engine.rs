@@ -2,7 +2,7 @@
 //! loaded models and the query context.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,8 +37,6 @@ pub struct Engine {
     models: Arc<ModelRegistry>,
     /// Serializes CREATE/DROP MODEL (versions, function registration, view switches).
     model_ddl: tokio::sync::Mutex<()>,
-    model_dir: PathBuf,
-    export_dir: PathBuf,
     ctx: SessionContext,
     /// `pg_class` OIDs of the tables and views, by name, and the catalog generation they
     /// are of (row descriptions name the table a column comes from).
@@ -78,8 +76,6 @@ impl Engine {
             views,
             models,
             model_ddl: Default::default(),
-            model_dir: config.model_dir.clone(),
-            export_dir: config.export_dir.clone(),
             ctx,
             table_oids: Default::default(),
             store,
@@ -165,12 +161,12 @@ impl Engine {
 
     /// Where model files are read from.
     pub fn model_dir(&self) -> &Path {
-        &self.model_dir
+        &self.config.model_dir
     }
 
     /// Where `COPY ... TO 'file'` writes.
     pub fn export_dir(&self) -> &Path {
-        &self.export_dir
+        &self.config.export_dir
     }
 
     /// Purges rows past their retention every few seconds, off the write path, until the
