@@ -83,7 +83,10 @@ impl RocksStore {
         }
         // SAFETY: statvfs returned 0, so `stat` is initialized.
         let stat = unsafe { stat.assume_init() };
-        Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
+        // The field types differ across platforms (u32 on some 32-bit ones).
+        #[allow(clippy::unnecessary_cast)]
+        let free = stat.f_bavail as u64 * stat.f_frsize as u64;
+        Ok(free)
     }
 
     fn check_space(&self) -> Result<()> {

@@ -48,9 +48,9 @@ async fn scram_authentication_refuses_wrong_and_missing_passwords() {
     let admin = connect_as(&server, "nowdb", Some("s3cret")).await.expect("superuser logs in with SCRAM");
     setup_roles(&admin).await;
 
-    let e = connect_as(&server, "nowdb", Some("wrong")).await.err().expect("wrong password refused");
+    let e = connect_as(&server, "nowdb", Some("wrong")).await.expect_err("wrong password refused");
     assert_eq!(code(&e), "28P01", "{e}");
-    let e = connect_as(&server, "ghost", Some("whatever")).await.err().expect("unknown user refused");
+    let e = connect_as(&server, "ghost", Some("whatever")).await.expect_err("unknown user refused");
     assert_eq!(code(&e), "28P01", "an unknown user gets the same answer as a wrong password: {e}");
     assert!(connect_as(&server, "analyst", None).await.is_err(), "no password: no connection");
 
@@ -143,7 +143,7 @@ async fn read_only_role_reads_views_and_calls_models_but_cannot_write() {
     let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
     assert_eq!(message, "permission denied for table accounts");
     // COPY FROM STDIN needs INSERT.
-    let e = analyst.simple_query("COPY events FROM STDIN").await.err().expect("copy in refused");
+    let e = analyst.simple_query("COPY events FROM STDIN").await.expect_err("copy in refused");
     assert_eq!(code(&e), "42501");
     // The connection stays usable, and catalogs stay readable.
     assert!(!analyst.query("SELECT relname FROM pg_catalog.pg_class", &[]).await.unwrap().is_empty());
