@@ -8,8 +8,9 @@ use nowdb_server::{extensions, model_sql};
 /// Runs `data` (if UTF-8) through the front door.
 pub fn run(data: &[u8]) {
     let Ok(sql) = std::str::from_utf8(data) else { return };
+    static FRONT: std::sync::OnceLock<SqlFrontEnd> = std::sync::OnceLock::new();
+    let front = FRONT.get_or_init(SqlFrontEnd::new);
     let sql = extensions::rewrite(sql);
-    let front = SqlFrontEnd::new();
     match model_sql::split(&sql) {
         Some(pieces) => {
             for piece in pieces {

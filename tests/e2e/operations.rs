@@ -44,6 +44,17 @@ async fn prometheus_metrics_endpoint() {
     let _ = c.query("SELECT * FROM missing", &[]).await.unwrap_err();
     let _ = c.query("SELECT 1 / (user_id - user_id) FROM ev", &[]).await.unwrap_err();
 
+    // EXPLAIN ANALYZE runs the query and reports per-operator metrics.
+    let explained = c.simple_query("EXPLAIN ANALYZE SELECT user_id, total FROM per_user WHERE total > 0").await.unwrap();
+    let plan: String = explained
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert!(plan.contains("output_rows=2"), "{plan}");
+
     let response = http_get(http, "/metrics");
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(sample(&response, "nowdb_statement_duration_seconds_count{kind=\"insert\"}").unwrap() >= 1.0, "{response}");
