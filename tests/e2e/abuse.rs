@@ -8,16 +8,7 @@ use std::time::Duration;
 use nowdb_tests::TestServer;
 
 fn startup_message() -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&196608i32.to_be_bytes());
-    for s in ["user", "nowdb", "database", "nowdb"] {
-        body.extend_from_slice(s.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    msg.extend(body);
-    msg
+    startup_with(&[("user", "nowdb"), ("database", "nowdb")])
 }
 
 fn message(tag: u8, body: &[u8]) -> Vec<u8> {
