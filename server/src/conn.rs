@@ -77,11 +77,9 @@ fn fatal(code: &str, message: String) -> PgWireBackendMessage {
     PgWireBackendMessage::ErrorResponse(ErrorInfo::new("FATAL".to_owned(), code.to_owned(), message).into())
 }
 
-/// Whether the connection may proceed past startup (false: over `max_connections`).
-pub type Admitted = bool;
-
-/// Serves one accepted socket until the client leaves or breaks the protocol.
-pub async fn serve(socket: TcpStream, tls: Option<TlsAcceptor>, handlers: Arc<Handlers>, max_message_bytes: usize, admitted: Admitted) -> io::Result<()> {
+/// Serves one accepted socket until the client leaves or breaks the protocol. A connection
+/// not `admitted` (over `max_connections`) gets FATAL 53300 in answer to its startup packet.
+pub async fn serve(socket: TcpStream, tls: Option<TlsAcceptor>, handlers: Arc<Handlers>, max_message_bytes: usize, admitted: bool) -> io::Result<()> {
     let startup_deadline = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup_deadline);
     // pgwire reads the first packet (SSL/GSS request or startup) before FrameLimit is in place:
