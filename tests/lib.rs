@@ -56,11 +56,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on a new temporary data directory.
     pub fn start() -> Self {
-        let temp = tempfile::tempdir().expect("temp dir");
-        let dir = temp.path().join("data");
-        let mut s = Self::start_in(&dir);
-        s._temp = Some(temp);
-        s
+        Self::start_env(&[])
     }
 
     /// Starts a server on a new temporary data directory with extra environment variables

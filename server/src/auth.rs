@@ -74,7 +74,8 @@ impl Startup {
     }
 }
 
-fn user_of<C: ClientInfo + ?Sized>(client: &C) -> String {
+/// The user named in the startup message (`nowdb` when it names none).
+pub(crate) fn user_of<C: ClientInfo + ?Sized>(client: &C) -> String {
     client.metadata().get("user").cloned().unwrap_or_else(|| DEFAULT_USER.to_string())
 }
 

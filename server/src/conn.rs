@@ -156,9 +156,7 @@ pub async fn serve(socket: TcpStream, tls: Option<TlsAcceptor>, handlers: Arc<Ha
                 // connection here: pgwire's error path would answer ReadyForQuery and move the
                 // connection to the query state.
                 let info: ErrorInfo = e.into();
-                let mut info = ErrorInfo::new("FATAL".to_owned(), info.code, info.message);
-                info.detail = None;
-                let _ = socket.send(PgWireBackendMessage::ErrorResponse(info.into())).await;
+                let _ = socket.send(fatal(&info.code, info.message)).await;
                 let _ = socket.close().await;
                 return Ok(());
             }
@@ -183,8 +181,8 @@ async fn first_packet_is_sane(socket: &TcpStream) -> bool {
             Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
         }
     }
-    let len = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-    (8..=crate::framing::MAX_STARTUP_BYTES as i32).contains(&len)
+    // The header alone: the framing rules judge its length (the body is not needed).
+    check_frames(&head, usize::MAX).is_ok()
 }
 
 /// Loads the TLS certificate chain and key (PEM) into an acceptor.

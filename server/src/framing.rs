@@ -6,7 +6,7 @@
 
 /// Largest startup-phase message (startup packet, SSL/GSS/cancel requests), as pgwire and
 /// PostgreSQL (10,000 bytes) allow.
-pub const MAX_STARTUP_BYTES: u64 = 10_000;
+const MAX_STARTUP_BYTES: u64 = 10_000;
 
 /// SSLRequest and GSSENCRequest codes: untyped messages that may precede the startup packet.
 const NEGOTIATION_CODES: [u32; 2] = [80_877_103, 80_877_104];
@@ -230,10 +230,7 @@ mod tests {
     }
 
     fn typed(kind: u8, body_len: usize) -> Vec<u8> {
-        let mut m = vec![kind];
-        m.extend_from_slice(&((body_len + 4) as i32).to_be_bytes());
-        m.extend(std::iter::repeat_n(b'x', body_len));
-        m
+        with_body(kind, &vec![b'x'; body_len])
     }
 
     #[test]

@@ -100,12 +100,7 @@ impl Parser {
 }
 
 fn session<C: ClientInfo + ?Sized>(client: &C, engine: &Arc<Engine>) -> Arc<Session> {
-    client.session_extensions().get_or_insert_with(|| Session::new(engine.clone(), &startup_user(client)))
-}
-
-/// The user named in the startup message.
-fn startup_user<C: ClientInfo + ?Sized>(client: &C) -> String {
-    client.metadata().get("user").cloned().unwrap_or_else(|| "nowdb".to_string())
+    client.session_extensions().get_or_insert_with(|| Session::new(engine.clone(), &crate::auth::user_of(client)))
 }
 
 #[async_trait]
