@@ -9,7 +9,7 @@ use nowdb_storage::{keys, Cf, Store, WriteSet};
 use tracing::info;
 
 use crate::change::ChangeSink;
-use crate::table::{ColumnDef, EventTime, TableDef, TableKind};
+use crate::table::{ColumnDef, Connector, EventTime, TableDef, TableKind};
 use crate::{CatalogError, Result};
 
 const TABLE_PREFIX: &[u8] = b"table/";
@@ -200,6 +200,7 @@ impl Catalog {
         columns: Vec<ColumnDef>,
         primary_key: Vec<String>,
         event_time: EventTime,
+        connector: Option<Connector>,
         if_not_exists: bool,
     ) -> Result<bool> {
         let _ddl = self.ddl_lock.lock().map_err(|_| poisoned())?;
@@ -209,6 +210,7 @@ impl Catalog {
         let id = self.next_table_id()?;
         let mut def = TableDef::new(id, name.to_string(), columns, primary_key)?;
         def.event_time = event_time;
+        def.connector = connector;
         // Nothing may be stored under a new id; clear what a crashed view backfill left.
         let mut ws = WriteSet::new();
         for cf in Cf::ALL {

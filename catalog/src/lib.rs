@@ -9,6 +9,7 @@
 //!   history: its stored format and its reads (`view_history`, `view_as_of`, the changes
 //!   temporal joins read) ([`provider::history`]);
 //! - model definitions and their ONNX bytes ([`models`]);
+//! - sink definitions (views streamed to external systems) ([`sinks`]);
 //! - roles (users): attributes, password verifiers and table privileges ([`roles`]);
 //! - the pg_catalog / information_schema emulation clients introspect ([`pg`]).
 //!
@@ -26,6 +27,7 @@ pub mod pg_functions;
 pub mod provider;
 pub mod retention;
 pub mod roles;
+pub mod sinks;
 pub mod table;
 pub mod types;
 pub mod write;
@@ -34,8 +36,9 @@ pub use catalog::{Catalog, Table, WriteGuard};
 pub use error::{CatalogError, CatalogErrorKind};
 pub use change::{ChangeSink, Derived, RowSet, TableChange};
 pub use models::ModelDef;
+pub use sinks::SinkDef;
 pub use roles::{Privilege, RoleDef, Roles, ScramSecret};
-pub use table::{ColumnDef, EventTime, TableDef, TableKind, ViewMeta};
+pub use table::{ColumnDef, Connector, EventTime, TableDef, TableKind, ViewMeta};
 pub use types::SqlType;
 
 /// Result type of this crate.

@@ -1,6 +1,6 @@
 //! Table definitions as persisted in the catalog.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -73,6 +73,19 @@ pub struct TableDef {
     /// Event-time options (`WATERMARK FOR`, `WITH (retention = ...)`).
     #[serde(default)]
     pub event_time: EventTime,
+    /// The external stream the table is fed from (`WITH (connector = 'kafka', ...)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<Connector>,
+}
+
+/// An external stream feeding a table, as `CREATE TABLE ... WITH (connector = ...)` named it.
+/// The catalog keeps the options; the server interprets them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connector {
+    /// The connector's kind (`kafka`).
+    pub kind: String,
+    /// Its options, lower-case keys, values as written.
+    pub options: BTreeMap<String, String>,
 }
 
 /// Event-time options of a table.
@@ -129,7 +142,7 @@ impl TableDef {
             }
             TableKind::Keyed { primary_key: idx }
         };
-        Ok(TableDef { id, name, columns, kind, event_time: EventTime::default() })
+        Ok(TableDef { id, name, columns, kind, event_time: EventTime::default(), connector: None })
     }
 
     /// Builds and validates a view's definition.

@@ -74,9 +74,17 @@ pub fn conform(def: &TableDef, schema: &datafusion::arrow::datatypes::SchemaRef,
 
 /// Inserts rows; returns the number of rows inserted or updated.
 pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'_>) -> Result<u64> {
+    insert_with(table, batch, on_conflict, WriteSet::new()).await
+}
+
+/// Inserts rows and commits `extra` in the same atomic write (a stream source's consumed
+/// offsets, so rows and the position they were read up to are durable together). `extra` is
+/// committed even when there are no rows.
+pub async fn insert_with(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'_>, extra: WriteSet) -> Result<u64> {
     writable(table)?;
     let batch = conform(table.def(), table.schema(), &batch)?;
     if batch.num_rows() == 0 {
+        commit(table.store(), extra).await?;
         return Ok(0);
     }
     if !table.is_keyed() {
@@ -86,7 +94,7 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
                 table.name()
             )));
         }
-        return append(table, &batch).await;
+        return append(table, &batch, extra).await;
     }
     let _guard = table.lock_writes().await;
     let def = table.def();
@@ -97,7 +105,7 @@ pub async fn insert(table: &Table, batch: RecordBatch, on_conflict: OnConflict<'
     }
     let existing = table.store().multi_get(Cf::Rows, &row_keys)?;
 
-    let mut ws = WriteSet::new();
+    let mut ws = extra;
     let mut seen: HashSet<&[u8]> = HashSet::new();
     let mut conflicts: Vec<usize> = Vec::new();
     let mut affected = 0u64;
@@ -214,12 +222,12 @@ fn writable(table: &Table) -> Result<()> {
 }
 
 /// Appends rows to an event table.
-async fn append(table: &Table, batch: &RecordBatch) -> Result<u64> {
+async fn append(table: &Table, batch: &RecordBatch, extra: WriteSet) -> Result<u64> {
     let _gate = table.share_appends().await;
     let chunks = batch.num_rows().div_ceil(LOG_BATCH_ROWS);
     let first = table.reserve_seqs(chunks as u64);
     let id = table.def().id;
-    let mut ws = WriteSet::new();
+    let mut ws = extra;
     let mut ids = Vec::new();
     let observer = table.observer();
     for c in 0..chunks {

@@ -16,6 +16,7 @@ pub fn run(data: &[u8]) {
             for piece in pieces {
                 match piece {
                     model_sql::Piece::Model(text) => drop(model_sql::parse(text)),
+                    model_sql::Piece::Sink(text) => drop(nowdb_server::sink_sql::parse(text)),
                     model_sql::Piece::Sql(text) => drop(front.parse(text)),
                 }
             }

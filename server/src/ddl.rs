@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use nowdb_catalog::{Catalog, ColumnDef, EventTime, SqlType};
+use nowdb_catalog::{Catalog, ColumnDef, Connector, EventTime, SqlType};
 use nowdb_views::engine::ViewOptions;
 use nowdb_views::ViewEngine;
 
@@ -102,8 +102,12 @@ pub fn create_table(catalog: &Catalog, ct: &CreateTable) -> NowResult<bool> {
         }
     }
     let mut event_time = EventTime::default();
+    let mut connector_options = std::collections::BTreeMap::new();
     for (key, value) in options(&ct.table_options)? {
         match key.as_str() {
+            k if crate::kafka::options::is_source_option(k) => {
+                connector_options.insert(key, value);
+            }
             "retention" => event_time.retention_micros = Some(interval_micros(&value)?),
             "watermark" => {
                 let (col, delay) = watermark(&value)?;
@@ -121,7 +125,17 @@ pub fn create_table(catalog: &Catalog, ct: &CreateTable) -> NowResult<bool> {
     if event_time.retention_micros.is_some() && !primary_key.is_empty() {
         return Err(NowError::Unsupported("retention applies to event tables (tables without a primary key)".into()));
     }
-    Ok(catalog.create_table(&name, columns, primary_key, event_time, ct.if_not_exists)?)
+    let connector = match connector_options.is_empty() {
+        true => None,
+        false => {
+            if !primary_key.is_empty() {
+                return Err(NowError::Unsupported("a Kafka source feeds an event table (a table without a primary key)".into()));
+            }
+            crate::kafka::options::SourceOptions::parse(&name, &connector_options)?;
+            Some(Connector { kind: "kafka".into(), options: connector_options })
+        }
+    };
+    Ok(catalog.create_table(&name, columns, primary_key, event_time, connector, ct.if_not_exists)?)
 }
 
 /// `WITH (k = v, ...)` as lower-case keys and unquoted values.
@@ -131,21 +145,25 @@ fn options(opts: &CreateTableOptions) -> NowResult<Vec<(String, String)>> {
         CreateTableOptions::With(l) => l,
         other => return Err(NowError::Unsupported(format!("table options {other}"))),
     };
-    list.iter()
-        .map(|o| match o {
-            SqlOption::KeyValue { key, value } => {
-                let v = match value {
-                    SqlExpr::Value(v) => match &v.value {
-                        Value::SingleQuotedString(s) => s.clone(),
-                        other => other.to_string(),
-                    },
+    list.iter().map(option_pair).collect()
+}
+
+/// One `key = value` option: the key case-folded (dotted keys such as `properties.x` kept
+/// whole), the value unquoted.
+pub fn option_pair(o: &SqlOption) -> NowResult<(String, String)> {
+    match o {
+        SqlOption::KeyValue { key, value } => {
+            let v = match value {
+                SqlExpr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(s) => s.clone(),
                     other => other.to_string(),
-                };
-                Ok((ident_name(key), v))
-            }
-            other => Err(NowError::Unsupported(format!("table option {other}"))),
-        })
-        .collect()
+                },
+                other => other.to_string(),
+            };
+            Ok((ident_name(key), v))
+        }
+        other => Err(NowError::Unsupported(format!("option {other}"))),
+    }
 }
 
 /// `col AS col - INTERVAL '5 seconds'` (the lifted WATERMARK FOR clause): the column and the

@@ -20,6 +20,7 @@ use nowdb_views::ViewEngine;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::kafka::Connectors;
 use crate::metrics::Metrics;
 use crate::system::SystemTable;
 use crate::error::{NowError, NowResult};
@@ -49,6 +50,8 @@ pub struct Engine {
     metrics: Metrics,
     /// The configuration the server was started with.
     config: Config,
+    /// Running Kafka sources and sinks.
+    connectors: Arc<Connectors>,
 }
 
 /// Table OIDs by name, and the catalog generation they are of.
@@ -70,7 +73,12 @@ impl Engine {
         info!(tables = catalog.len(), data_dir = %config.data_dir.display(), "recovered catalog");
         let views = ViewEngine::new(catalog.clone());
         let models = ModelRegistry::new();
-        let ctx = query_context(catalog.clone(), views.clone(), models.clone())?;
+        let metrics = Metrics::new();
+        let ingested = metrics.rows_ingested.clone();
+        let connectors = Connectors::new(catalog.clone(), tokio::runtime::Handle::current(), Arc::new(move |n| {
+            ingested.inc_by(n);
+        }));
+        let ctx = query_context(catalog.clone(), views.clone(), models.clone(), connectors.clone())?;
         let engine = Self {
             catalog,
             views,
@@ -80,13 +88,15 @@ impl Engine {
             table_oids: Default::default(),
             store,
             roles,
-            metrics: Metrics::new(),
+            metrics,
             config: config.clone(),
+            connectors,
         };
         // Models first: views that call them compile against their functions.
         engine.load_models().await;
         engine.views.load(&engine.ctx.state()).await?;
         engine.catalog.set_change_sink(engine.views.clone());
+        engine.connectors.start_all();
         Ok(Arc::new(engine))
     }
 
@@ -212,6 +222,11 @@ impl Engine {
         &self.metrics
     }
 
+    /// Running Kafka sources and sinks.
+    pub fn connectors(&self) -> &Arc<Connectors> {
+        &self.connectors
+    }
+
     /// The RocksDB store (checkpoints, statistics).
     pub fn store(&self) -> &Arc<RocksStore> {
         &self.store
@@ -296,7 +311,7 @@ fn model_signature_functions(models: Arc<ModelRegistry>) -> Vec<datafusion::logi
     ]
 }
 
-fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<ModelRegistry>) -> NowResult<SessionContext> {
+fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<ModelRegistry>, connectors: Arc<Connectors>) -> NowResult<SessionContext> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, SCHEMA)
         .with_create_default_catalog_and_schema(true)
@@ -326,6 +341,9 @@ fn query_context(catalog: Arc<Catalog>, views: Arc<ViewEngine>, models: Arc<Mode
     let system = crate::system::schema_provider(vec![
         ("views", SystemTable::new(nowdb_views::views_schema(), move || nowdb_views::views_batch(&views))),
         ("models", SystemTable::new(nowdb_models::models_schema(), move || nowdb_models::models_batch(&listed))),
+        ("sources", { let c = connectors.clone(); SystemTable::new(crate::kafka::sources_schema(), move || c.sources_batch()) }),
+        ("dead_letters", { let c = connectors.clone(); SystemTable::new(crate::kafka::dead_letters_schema(), move || c.dead_letters_batch()) }),
+        ("sinks", SystemTable::new(crate::kafka::sinks_schema(), move || connectors.sinks_batch())),
     ])?;
     db.register_schema(SYSTEM_SCHEMA, system)?;
     nowdb_catalog::provider::history::install(&ctx, catalog.clone());

@@ -94,11 +94,14 @@ fn is_model_statement(sql: &str) -> bool {
 pub enum Piece<'a> {
     /// A model statement's text.
     Model(&'a str),
+    /// A sink statement's text (`crate::sink_sql`).
+    Sink(&'a str),
     /// Anything else.
     Sql(&'a str),
 }
 
-/// Splits `sql` at its top-level semicolons when one of its statements is a model statement;
+/// Splits `sql` at its top-level semicolons when one of its statements is a model or sink
+/// statement;
 /// `None` when there is none (the common case: the whole text goes to the Postgres parser).
 pub fn split(sql: &str) -> Option<Vec<Piece<'_>>> {
     let mut pieces = Vec::new();
@@ -111,10 +114,20 @@ pub fn split(sql: &str) -> Option<Vec<Piece<'_>>> {
     }
     pieces.push(&sql[start..]);
     let pieces: Vec<&str> = pieces.into_iter().filter(|p| !p.trim().is_empty()).collect();
-    if !pieces.iter().any(|p| is_model_statement(p.trim_start())) {
+    let sink = |p: &str| crate::sink_sql::is_sink_statement(p.trim_start());
+    if !pieces.iter().any(|p| is_model_statement(p.trim_start()) || sink(p)) {
         return None;
     }
-    Some(pieces.into_iter().map(|p| if is_model_statement(p.trim_start()) { Piece::Model(p) } else { Piece::Sql(p) }).collect())
+    Some(
+        pieces
+            .into_iter()
+            .map(|p| match () {
+                _ if is_model_statement(p.trim_start()) => Piece::Model(p),
+                _ if sink(p) => Piece::Sink(p),
+                _ => Piece::Sql(p),
+            })
+            .collect(),
+    )
 }
 
 /// Parses one model statement.

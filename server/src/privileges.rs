@@ -132,6 +132,7 @@ fn superuser_only(stmt: &Parsed) -> Option<String> {
     let s = match stmt {
         Parsed::Model(ModelStatement::Create(_)) => return Some("permission denied to create model".into()),
         Parsed::Model(ModelStatement::Drop { .. }) => return Some("must be superuser to drop a model".into()),
+        Parsed::Sink(_) => return Some("must be superuser to create or drop a sink".into()),
         Parsed::Sql(s) => s.as_ref(),
     };
     match s {

@@ -28,6 +28,7 @@ use crate::ddl::{self, ident_name};
 use crate::dml;
 use crate::error::{NowError, NowResult};
 use crate::model_sql::{self, ModelStatement};
+use crate::sink_sql::SinkStatement;
 use crate::privileges::Access;
 use crate::session::{CopyState, Session};
 
@@ -38,6 +39,8 @@ pub enum Parsed {
     Sql(Box<Statement>),
     /// `CREATE MODEL` / `DROP MODEL`.
     Model(ModelStatement),
+    /// `CREATE SINK` / `DROP SINK`.
+    Sink(SinkStatement),
 }
 
 impl std::fmt::Display for Parsed {
@@ -45,6 +48,7 @@ impl std::fmt::Display for Parsed {
         match self {
             Parsed::Sql(s) => s.fmt(f),
             Parsed::Model(m) => m.fmt(f),
+            Parsed::Sink(k) => k.fmt(f),
         }
     }
 }
@@ -100,6 +104,7 @@ impl Prepared {
             (PlanKind::Update(_), _) => "update",
             (PlanKind::Delete(_), _) => "delete",
             (PlanKind::Utility, Parsed::Model(_)) => "model",
+            (PlanKind::Utility, Parsed::Sink(_)) => "ddl",
             (PlanKind::Utility, Parsed::Sql(s)) => match s.as_ref() {
                 Statement::Copy { .. } => "copy",
                 Statement::CreateTable(_) | Statement::CreateView(_) | Statement::Drop { .. } | Statement::AlterTable(_) => "ddl",
@@ -146,6 +151,7 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
     let stmt = match stmt {
         Parsed::Sql(s) => crate::session_sql::resolve(session, *s)?,
         Parsed::Model(m) => return Ok(prepare_model(session, m, client_types)),
+        Parsed::Sink(k) => return Ok(prepare_utility(session, Parsed::Sink(k))),
     };
     let ctx = session.engine().ctx();
     let generation = session.engine().catalog().generation();
@@ -275,7 +281,15 @@ fn prepare_model(session: &Session, stmt: ModelStatement, client_types: &[Option
         param_types[n - 1] = Some(DataType::Binary);
     }
     let param_wire_types = wire_types(&mut param_types, client_types);
-    let stmt = Parsed::Model(stmt);
+    prepared_utility(session, Parsed::Model(stmt), param_types, param_wire_types)
+}
+
+/// A sink statement: no parameters, no result.
+fn prepare_utility(session: &Session, stmt: Parsed) -> Prepared {
+    prepared_utility(session, stmt, vec![], vec![])
+}
+
+fn prepared_utility(session: &Session, stmt: Parsed, param_types: Vec<Option<DataType>>, param_wire_types: Vec<Type>) -> Prepared {
     let access = Access::of(session, &stmt, &PlanKind::Utility);
     Prepared {
         sql: stmt.to_string(),
@@ -474,6 +488,7 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
         Parsed::Model(ModelStatement::Drop { names, if_exists, cascade }) => {
             return Ok(Outcome::Command(Tag::new(model_sql::drop(engine, names, *if_exists, *cascade).await?)))
         }
+        Parsed::Sink(k) => return Ok(Outcome::Command(Tag::new(crate::sink_sql::execute(engine, k)?))),
     };
     debug!(%stmt, "utility statement");
     match stmt {
@@ -485,7 +500,12 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
         Statement::Grant(g) => Ok(Outcome::Command(Tag::new(crate::roles_sql::grant(engine, true, &g.privileges, g.objects.as_ref(), &g.grantees)?))),
         Statement::Revoke(r) => Ok(Outcome::Command(Tag::new(crate::roles_sql::grant(engine, false, &r.privileges, r.objects.as_ref(), &r.grantees)?))),
         Statement::CreateTable(ct) => {
-            ddl::create_table(engine.catalog(), ct)?;
+            if ddl::create_table(engine.catalog(), ct)? {
+                let name = ddl::table_name(&ct.name)?;
+                if let Some(table) = engine.catalog().table(&name).filter(|t| t.def().connector.is_some()) {
+                    engine.connectors().start_source(&table)?;
+                }
+            }
             Ok(Outcome::Command(Tag::new("CREATE TABLE")))
         }
         Statement::CreateView(cv) => {
@@ -496,6 +516,10 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
             }
         }
         Statement::Drop { object_type, if_exists, names, cascade, .. } => {
+            if *object_type == ObjectType::MaterializedView {
+                let views = names.iter().map(ddl::table_name).collect::<NowResult<Vec<_>>>()?;
+                crate::sink_sql::drop_view_sinks(engine, &views, *cascade)?;
+            }
             let tag = ddl::drop(engine.catalog(), engine.views(), object_type, *if_exists, *cascade, names)?;
             crate::roles_sql::forget_dropped(engine)?;
             Ok(Outcome::Command(Tag::new(tag)))

@@ -77,6 +77,7 @@ impl Parser {
         for piece in pieces {
             match piece {
                 Piece::Model(text) => out.push(Parsed::Model(model_sql::parse(text)?)),
+                Piece::Sink(text) => out.push(Parsed::Sink(crate::sink_sql::parse(text)?)),
                 Piece::Sql(text) => out.extend(self.parse_sql(text)?),
             }
         }

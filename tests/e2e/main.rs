@@ -8,6 +8,7 @@ mod durability;
 mod errors;
 mod fuzz_replay;
 mod history;
+mod kafka;
 mod models;
 mod operations;
 mod protocol;

@@ -4,12 +4,14 @@
 //! I/O. The server calls [`register_all`] once per query context. Today that is the
 //! event-time window table functions `TUMBLE` and `HOP` ([`window`]), whose kernel the view
 //! engine shares, and the ASOF join ([`asof`]: its logical node, the analyzer rule that plans
-//! marked joins as it, `AsOfJoinExec`, and the query planner that plans it).
+//! marked joins as it, `AsOfJoinExec`, and the query planner that plans it), and
+//! `kafka_partition` ([`partition`]: Kafka's key partitioner, for routing in shard mode).
 //!
 //! It must not depend on the catalog, storage or models: the window functions find tables,
 //! and temporal joins find view histories, through resolvers the caller passes in.
 
 pub mod asof;
+pub mod partition;
 pub mod window;
 
 use std::sync::Arc;
@@ -27,4 +29,5 @@ pub fn register_all(ctx: &SessionContext, resolve: TableResolver) {
             ctx.register_udtf(name, f.clone());
         }
     }
+    ctx.register_udf(partition::KafkaPartition::udf());
 }
