@@ -106,7 +106,7 @@ impl ScalarUDFImpl for KafkaPartition {
             };
             let p = counts.value(i);
             if p <= 0 || p > i64::from(i32::MAX) {
-                return exec_err!("kafka_partition: the number of partitions must be between 1 and {}, not {p}", i32::MAX);
+                return exec_err!("kafka_partition: the number of partitions {p} is out of range (1 to {})", i32::MAX);
             }
             out.push(Some(partition_of(k, p as i32)));
         }

@@ -159,7 +159,11 @@ impl SourceOptions {
                 StartOffset::Earliest => "earliest",
                 StartOffset::Latest => "latest",
             })
-            .set("client.id", "nowdb");
+            .set("client.id", "nowdb")
+            // A node that dies hands its partitions over within seconds, not Kafka's default
+            // 45 s: a feature store's keys should not go unserved for long.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
         for (k, v) in &self.properties {
             c.set(k, v);
         }
