@@ -134,31 +134,20 @@ impl Connectors {
 
     /// The rows of `nowdb_catalog.dead_letters`.
     pub fn dead_letters_batch(&self) -> DfResult<RecordBatch> {
-        let (mut source, mut topic, mut error): (Vec<String>, Vec<String>, Vec<String>) = Default::default();
-        let (mut partition, mut offset, mut at): (Vec<i32>, Vec<i64>, Vec<i64>) = Default::default();
-        let (mut payload, mut text): (Vec<Vec<u8>>, Vec<Option<String>>) = Default::default();
+        let mut letters = Vec::new();
         for s in self.sources() {
-            let letters = positions::dead_letters(self.catalog.store().as_ref(), s.table_id).map_err(|e| DataFusionError::External(Box::new(e)))?;
-            for l in letters {
-                push(&mut source, s.table.clone());
-                push(&mut topic, s.options.topic.clone());
-                push(&mut partition, l.partition);
-                push(&mut offset, l.offset);
-                push(&mut at, l.received_micros);
-                push(&mut error, l.error);
-                text.push(String::from_utf8(l.payload.clone()).ok());
-                push(&mut payload, l.payload);
-            }
+            let stored = positions::dead_letters(self.catalog.store().as_ref(), s.table_id).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            letters.extend(stored.into_iter().map(|l| (s.clone(), l)));
         }
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(source)),
-            Arc::new(StringArray::from(topic)),
-            Arc::new(Int32Array::from(partition)),
-            Arc::new(Int64Array::from(offset)),
-            Arc::new(TimestampMicrosecondArray::from(at).with_timezone("UTC")),
-            Arc::new(StringArray::from(error)),
-            Arc::new(StringArray::from(text)),
-            Arc::new(BinaryArray::from_iter_values(payload)),
+            Arc::new(StringArray::from_iter_values(letters.iter().map(|(s, _)| s.table.as_str()))),
+            Arc::new(StringArray::from_iter_values(letters.iter().map(|(s, _)| s.options.topic.as_str()))),
+            Arc::new(Int32Array::from_iter_values(letters.iter().map(|(_, l)| l.partition))),
+            Arc::new(Int64Array::from_iter_values(letters.iter().map(|(_, l)| l.offset))),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(letters.iter().map(|(_, l)| l.received_micros)).with_timezone("UTC")),
+            Arc::new(StringArray::from_iter_values(letters.iter().map(|(_, l)| l.error.as_str()))),
+            Arc::new(StringArray::from_iter(letters.iter().map(|(_, l)| std::str::from_utf8(&l.payload).ok()))),
+            Arc::new(BinaryArray::from_iter_values(letters.iter().map(|(_, l)| l.payload.as_slice()))),
         ];
         Ok(RecordBatch::try_new(dead_letters_schema(), columns)?)
     }
@@ -167,34 +156,20 @@ impl Connectors {
     pub fn sinks_batch(&self) -> DfResult<RecordBatch> {
         let mut sinks: Vec<Arc<SinkStatus>> = self.sinks.lock().map(|s| s.values().cloned().collect()).unwrap_or_default();
         sinks.sort_by(|a, b| a.def.name.cmp(&b.def.name));
-        let (mut name, mut view, mut topic, mut sent, mut failed, mut next, mut state, mut error): (Vec<String>, Vec<String>, Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<String>, Vec<Option<String>>) = Default::default();
-        for s in sinks {
-            let (st, err) = s.state();
-            name.push(s.def.name.clone());
-            view.push(s.def.view.clone());
-            topic.push(s.options.topic.clone());
-            sent.push(s.sent.load(Ordering::Relaxed) as i64);
-            failed.push(s.failed.load(Ordering::Relaxed) as i64);
-            next.push(s.next_seq.load(Ordering::Relaxed) as i64);
-            state.push(st.to_string());
-            error.push(err);
-        }
+        let states: Vec<(&'static str, Option<String>)> = sinks.iter().map(|s| s.state()).collect();
+        let count = |f: fn(&SinkStatus) -> u64| Int64Array::from_iter_values(sinks.iter().map(|s| f(s) as i64));
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(name)),
-            Arc::new(StringArray::from(view)),
-            Arc::new(StringArray::from(topic)),
-            Arc::new(Int64Array::from(sent)),
-            Arc::new(Int64Array::from(failed)),
-            Arc::new(Int64Array::from(next)),
-            Arc::new(StringArray::from(state)),
-            Arc::new(StringArray::from(error)),
+            Arc::new(StringArray::from_iter_values(sinks.iter().map(|s| s.def.name.as_str()))),
+            Arc::new(StringArray::from_iter_values(sinks.iter().map(|s| s.def.view.as_str()))),
+            Arc::new(StringArray::from_iter_values(sinks.iter().map(|s| s.options.topic.as_str()))),
+            Arc::new(count(|s| s.sent.load(Ordering::Relaxed))),
+            Arc::new(count(|s| s.failed.load(Ordering::Relaxed))),
+            Arc::new(count(|s| s.next_seq.load(Ordering::Relaxed))),
+            Arc::new(StringArray::from_iter_values(states.iter().map(|(st, _)| *st))),
+            Arc::new(StringArray::from_iter(states.iter().map(|(_, e)| e.as_deref()))),
         ];
         Ok(RecordBatch::try_new(sinks_schema(), columns)?)
     }
-}
-
-fn push<T>(v: &mut Vec<T>, x: T) {
-    v.push(x);
 }
 
 /// Columns of `nowdb_catalog.sources`, filled row by row.
