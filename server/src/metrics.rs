@@ -43,6 +43,15 @@ pub struct NameLabel {
     pub name: String,
 }
 
+/// Label of a Kafka source's partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PartitionLabel {
+    /// The source's table.
+    pub source: String,
+    /// The partition.
+    pub partition: i32,
+}
+
 /// Label naming a RocksDB property.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct PropertyLabel {
@@ -84,6 +93,11 @@ pub struct Metrics {
     model_rows: Family<NameLabel, Gauge>,
     model_mean_seconds: Family<NameLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     model_p99_seconds: Family<NameLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Per Kafka source partition this node owns: messages not yet read, messages read
+    /// since start, malformed messages.
+    source_lag: Family<PartitionLabel, Gauge>,
+    source_messages: Family<PartitionLabel, Gauge>,
+    source_errors: Family<PartitionLabel, Gauge>,
     /// RocksDB integer properties summed over column families.
     rocksdb: Family<PropertyLabel, Gauge>,
 }
@@ -135,13 +149,16 @@ impl Metrics {
             model_rows: Family::default(),
             model_mean_seconds: Family::default(),
             model_p99_seconds: Family::default(),
+            source_lag: Family::default(),
+            source_messages: Family::default(),
+            source_errors: Family::default(),
             rocksdb: Family::default(),
             registry: Registry::default(),
         };
         registry.register("statement_duration_seconds", "Statement latency by kind (count = statements executed)", m.statement_seconds.clone());
         registry.register("statement_errors", "Statements that failed, by kind", m.statement_errors.clone());
         registry.register("slow_statements", "Statements slower than slow_query_ms", m.slow_statements.clone());
-        registry.register("ingested_rows", "Rows written by INSERT and COPY", m.rows_ingested.clone());
+        registry.register("ingested_rows", "Rows written by INSERT, COPY and Kafka sources", m.rows_ingested.clone());
         registry.register("connections", "Client connections open", m.connections.clone());
         registry.register("connections_accepted", "Client connections accepted", m.connections_accepted.clone());
         registry.register("connections_refused", "Client connections refused by max_connections", m.connections_refused.clone());
@@ -155,6 +172,9 @@ impl Metrics {
         registry.register("model_rows", "Rows the model has scored", m.model_rows.clone());
         registry.register("model_batch_mean_seconds", "Mean batch latency of the model", m.model_mean_seconds.clone());
         registry.register("model_batch_p99_seconds", "99th percentile batch latency of the model", m.model_p99_seconds.clone());
+        registry.register("kafka_source_lag", "Messages in the Kafka partition not yet in the table", m.source_lag.clone());
+        registry.register("kafka_source_messages", "Messages read from the Kafka partition since start", m.source_messages.clone());
+        registry.register("kafka_source_errors", "Malformed messages of the Kafka partition (dead letters)", m.source_errors.clone());
         registry.register("rocksdb", "RocksDB integer properties, summed over column families", m.rocksdb.clone());
         Self { registry, ..m }
     }
@@ -196,6 +216,17 @@ impl Metrics {
             if let Some(us) = s.p99_us {
                 self.model_p99_seconds.get_or_create(&label).set(us as f64 / 1e6);
             }
+        }
+        self.source_lag.clear();
+        self.source_messages.clear();
+        self.source_errors.clear();
+        for (source, partition, st) in engine.connectors().owned_partitions() {
+            let label = PartitionLabel { source, partition };
+            if let Some(lag) = st.lag() {
+                self.source_lag.get_or_create(&label).set(lag);
+            }
+            self.source_messages.get_or_create(&label).set(st.messages as i64);
+            self.source_errors.get_or_create(&label).set(st.errors as i64);
         }
         for property in ROCKSDB_PROPERTIES {
             if let Some(v) = engine.store().property(&format!("rocksdb.{property}")) {

@@ -161,7 +161,19 @@ async fn kafka_source_feeds_views_keeps_dead_letters_and_sinks_upserts() {
         send(&producer, &topic, &key, &payload).await;
     }
     wait_for(&c, "SELECT sum(n)::bigint FROM per_user", 400, "live view").await;
+    assert_eq!(count(&c, "SELECT count(*) FROM events").await, 400);
     assert_eq!(per_user(&c, "SELECT user_key, n, total FROM per_user ORDER BY user_key").await, per_user(&c, batch).await);
+
+    // start_offset = 'latest': only what is produced after the source took its partitions.
+    c.batch_execute(&format!("CREATE TABLE latest_events ({EVENTS}) WITH ({})", kafka.source(&topic, ", start_offset = 'latest'"))).await.unwrap();
+    wait_for(&c, "SELECT count(*) FROM nowdb_catalog.sources WHERE source = 'latest_events' AND owned AND next_offset IS NOT NULL", 3, "latest positions").await;
+    for id in 1000..1010 {
+        let (key, payload) = event(id);
+        send(&producer, &topic, &key, &payload).await;
+    }
+    wait_for(&c, "SELECT count(*) FROM latest_events", 10, "latest").await;
+    assert_eq!(count(&c, "SELECT min(id) FROM latest_events").await, 1000);
+    c.batch_execute("DROP TABLE latest_events").await.unwrap();
 
     // A CSV source into another table.
     let csv_topic = kafka.topic("csv", 1).await;
@@ -187,7 +199,7 @@ async fn kafka_source_feeds_views_keeps_dead_letters_and_sinks_upserts() {
         let (key, payload) = event(id);
         send(&producer, &topic, &key, &payload).await;
     }
-    wait_for(&c, "SELECT sum(n)::bigint FROM per_user", 450, "view after more events").await;
+    wait_for(&c, "SELECT sum(n)::bigint FROM per_user", 460, "view after more events").await;
     let view: BTreeMap<String, String> = per_user(&c, "SELECT user_key, n, total FROM per_user")
         .await
         .into_iter()
@@ -220,8 +232,8 @@ async fn kafka_source_feeds_views_keeps_dead_letters_and_sinks_upserts() {
         let (key, payload) = event(id);
         send(&producer, &topic, &key, &payload).await;
     }
-    wait_for(&c, "SELECT count(*) FROM events", 500, "after restart").await;
-    assert_eq!(count(&c, "SELECT count(DISTINCT id) FROM events").await, 500);
+    wait_for(&c, "SELECT count(*) FROM events", 510, "after restart").await;
+    assert_eq!(count(&c, "SELECT count(DISTINCT id) FROM events").await, 510);
     assert_eq!(count(&c, "SELECT count(*) FROM nowdb_catalog.dead_letters WHERE source = 'events'").await, 4);
     assert_eq!(per_user(&c, "SELECT user_key, n, total FROM per_user ORDER BY user_key").await, per_user(&c, batch).await);
 
@@ -238,7 +250,7 @@ async fn kafka_source_feeds_views_keeps_dead_letters_and_sinks_upserts() {
         let err = c.batch_execute(&sql).await.unwrap_err();
         assert_eq!(err.code().map(|c| c.code()), Some(code), "{sql}: {err}");
     }
-    assert_eq!(count(&c, "SELECT count(*) FROM events").await, 500);
+    assert_eq!(count(&c, "SELECT count(*) FROM events").await, 510);
 }
 
 /// Reads `topic` from the start until the latest value per key (None = tombstone) satisfies
@@ -334,7 +346,8 @@ async fn kafka_shard_and_replica_modes_on_two_nodes() {
     let kafka = Kafka::start();
     let topic = kafka.topic("shard", PARTITIONS).await;
     let group = format!("nowdb-shard-{}", std::process::id());
-    let a = TestServer::start();
+    let http = nowdb_tests::free_port();
+    let a = TestServer::start_env(&[("NOWDB_HTTP_LISTEN", &format!("127.0.0.1:{http}"))]);
     let b = TestServer::start();
     let (ca, cb) = (a.connect().await, b.connect().await);
     let shard = kafka.source(&topic, &format!(", mode = 'shard', group_id = '{group}'"));
@@ -366,6 +379,11 @@ async fn kafka_shard_and_replica_modes_on_two_nodes() {
     let expect = |own: &BTreeSet<i32>| own.iter().map(|p| per_partition.get(p).copied().unwrap_or(0)).sum::<i64>();
     wait_for(&ca, "SELECT count(*) FROM events", expect(&oa), "node a's share").await;
     wait_for(&cb, "SELECT count(*) FROM events", expect(&ob), "node b's share").await;
+    // Node a's Prometheus endpoint counts the messages of each partition it owns.
+    let metrics = crate::operations::http_get(http, "/metrics");
+    let scraped: f64 = metrics.lines().filter(|l| l.starts_with("nowdb_kafka_source_messages{source=\"events\"")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();
+    assert_eq!(scraped as i64, expect(&oa), "{metrics}");
+
     // Each node holds exactly the keys of its partitions, and kafka_partition() is the
     // routing function: it names the partition the producer's partitioner chose.
     for (c, own) in [(&ca, &oa), (&cb, &ob)] {

@@ -117,6 +117,16 @@ impl Connectors {
         v
     }
 
+    /// Every partition a source of this node owns now: source, partition, state.
+    pub fn owned_partitions(&self) -> Vec<(String, i32, source::PartitionStatus)> {
+        let mut out = Vec::new();
+        for s in self.sources() {
+            let (parts, _, _) = s.snapshot();
+            out.extend(parts.into_iter().filter(|(_, st)| st.owned).map(|(p, st)| (s.table.clone(), p, st)));
+        }
+        out
+    }
+
     /// The rows of `nowdb_catalog.sources`: one per source and partition it has seen.
     pub fn sources_batch(&self) -> DfResult<RecordBatch> {
         let mut cols = SourceRows::default();
@@ -202,9 +212,7 @@ impl SourceRows {
         self.owned.push(st.owned);
         self.next.push(st.next_offset);
         self.high.push(st.high_watermark);
-        // Lag: messages in the partition not yet in the table (from the start offset when
-        // nothing was read yet).
-        self.lag.push(st.high_watermark.map(|h| (h - st.next_offset.unwrap_or(0)).max(0)));
+        self.lag.push(st.lag());
         self.messages.push(st.messages as i64);
         self.rate.push(st.rate);
         self.errors.push(st.errors as i64);

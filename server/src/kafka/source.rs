@@ -51,6 +51,14 @@ pub struct PartitionStatus {
     counted: u64,
 }
 
+impl PartitionStatus {
+    /// Messages in the partition not yet in the table (counted from offset 0 while nothing
+    /// was read), once the high watermark is known.
+    pub fn lag(&self) -> Option<i64> {
+        self.high_watermark.map(|h| (h - self.next_offset.unwrap_or(0)).max(0))
+    }
+}
+
 /// A running source's live state.
 #[derive(Debug)]
 pub struct SourceStatus {
@@ -143,7 +151,7 @@ impl ConsumerContext for SourceContext {
             }
             return;
         }
-        match position(self.store.as_ref(), &self.status, tpl) {
+        match position(consumer, self.store.as_ref(), &self.status, tpl) {
             Ok(parts) => {
                 info!(source = %self.status.table, partitions = ?parts, "partitions assigned");
                 if let Err(e) = consumer.assign(tpl) {
@@ -162,19 +170,36 @@ impl ConsumerContext for SourceContext {
 }
 
 /// Sets each partition of `tpl` to its stored position (or the start offset) and records
-/// the assignment; returns the partitions.
-fn position(store: &dyn Store, status: &SourceStatus, tpl: &mut TopicPartitionList) -> nowdb_storage::Result<Vec<i32>> {
-    let stored = positions::load(store, status.table_id)?;
-    let start = match status.options.start_offset {
-        StartOffset::Earliest => Offset::Beginning,
-        StartOffset::Latest => Offset::End,
-    };
+/// the assignment; returns the partitions. With `start_offset = 'latest'`, a partition read
+/// for the first time starts at its end as `consumer` finds it now, and that position is
+/// stored at once: messages produced after it are read even if nowdb restarts before any.
+fn position<C: ConsumerContext>(consumer: &BaseConsumer<C>, store: &dyn Store, status: &SourceStatus, tpl: &mut TopicPartitionList) -> nowdb_storage::Result<Vec<i32>> {
+    let mut stored = positions::load(store, status.table_id)?;
     let parts: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+    let mut resolved = WriteSet::new();
     for (topic, p) in &parts {
-        let offset = stored.get(p).map_or(start, |s| Offset::Offset(s.next_offset));
+        let offset = match (stored.get(p), status.options.start_offset) {
+            (Some(s), _) => Offset::Offset(s.next_offset),
+            (None, StartOffset::Earliest) => Offset::Beginning,
+            (None, StartOffset::Latest) => match consumer.fetch_watermarks(topic, *p, Duration::from_secs(5)) {
+                Ok((_, end)) => {
+                    let position = Position { next_offset: end, errors: 0 };
+                    positions::put_position(&mut resolved, status.table_id, *p, position);
+                    stored.insert(*p, position);
+                    Offset::Offset(end)
+                }
+                Err(e) => {
+                    warn!(partition = p, error = %e, "cannot find the partition's end; starting at the end librdkafka finds");
+                    Offset::End
+                }
+            },
+        };
         if let Err(e) = tpl.set_partition_offset(topic, *p, offset) {
             warn!(error = %e, "cannot set a partition's offset");
         }
+    }
+    if !resolved.is_empty() {
+        store.write(resolved)?;
     }
     let parts: Vec<i32> = parts.into_iter().map(|(_, p)| p).collect();
     status.assigned(&parts, &stored);
@@ -277,7 +302,7 @@ fn assign_all(consumer: &BaseConsumer<SourceContext>, store: &dyn Store, status:
                 for p in &parts {
                     tpl.add_partition(topic, *p);
                 }
-                match position(store, status, &mut tpl).map_err(|e| e.to_string()).and_then(|_| consumer.assign(&tpl).map_err(|e| e.to_string())) {
+                match position(consumer, store, status, &mut tpl).map_err(|e| e.to_string()).and_then(|_| consumer.assign(&tpl).map_err(|e| e.to_string())) {
                     Ok(()) => {
                         info!(partitions = ?parts, "assigned every partition (replica mode)");
                         return true;
