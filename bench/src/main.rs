@@ -4,6 +4,7 @@
 //! shared, noisy machine).
 
 mod history;
+mod kafka;
 mod measure;
 mod models;
 mod peers;
@@ -43,7 +44,7 @@ struct Args {
     #[arg(long)]
     curves: PathBuf,
     /// Workloads to run.
-    #[arg(long, value_delimiter = ',', default_value = "lookup,ingest,view_lookup,freshness,model,history,load")]
+    #[arg(long, value_delimiter = ',', default_value = "lookup,ingest,view_lookup,freshness,model,history,kafka,load")]
     workloads: Vec<String>,
     /// Systems to run them on.
     #[arg(long, value_delimiter = ',', default_value = "nowdb,postgres,redis")]
@@ -203,6 +204,11 @@ async fn run(args: &Args) -> Result<(), String> {
         results.extend(history::write_overhead(&systems[0], s).await?);
         eprintln!("history: point-in-time join vs DuckDB ...");
         results.extend(history::pit_join(&systems[0], s, &args.python, &nowdb.export_dir()).await?);
+    }
+
+    if workload("kafka") {
+        eprintln!("Kafka source ingest ...");
+        results.extend(kafka::ingest(&systems[0], s).await?);
     }
 
     if workload("load") {

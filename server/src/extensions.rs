@@ -1,7 +1,8 @@
 //! nowdb's SQL extensions that the Postgres parser does not know, turned into SQL it does
 //! before parsing:
 //! - `SHOW MATERIALIZED VIEWS` becomes a query of `nowdb_catalog.views`, `SHOW MODELS` one of
-//!   `nowdb_catalog.models`;
+//!   `nowdb_catalog.models`, `SHOW SOURCES` and `SHOW SINKS` of `nowdb_catalog.sources` and
+//!   `nowdb_catalog.sinks` (Kafka);
 //! - `WATERMARK FOR col AS expr` inside `CREATE TABLE (...)` (RisingWave's syntax) is lifted
 //!   out of the column list into the table option `WITH (watermark = 'col AS expr')`, which
 //!   [`crate::ddl`] reads.
@@ -93,6 +94,15 @@ pub fn rewrite(sql: &str) -> Cow<'_, str> {
             out.replace_range(start..end, "SELECT name, definition FROM nowdb_catalog.views ORDER BY name");
             changed = true;
         }
+        let show = |what: &str| is(sql, toks.get(i), "show") && is(sql, toks.get(i + 1), what) && toks.get(i + 2).is_none_or(|t| word(sql, *t) == ";");
+        if show("sources") || show("sinks") {
+            let query = match show("sources") {
+                true => "SELECT source, topic, mode, partition, owned, next_offset, lag, messages_per_sec, errors, state FROM nowdb_catalog.sources ORDER BY source, partition",
+                false => "SELECT name, view, topic, messages_sent, state FROM nowdb_catalog.sinks ORDER BY name",
+            };
+            out.replace_range(toks[i].0..toks[i + 1].1, query);
+            changed = true;
+        }
         if is(sql, toks.get(i), "show") && is(sql, toks.get(i + 1), "models") {
             let (start, end) = (toks[i].0, toks[i + 1].1);
             out.replace_range(
@@ -147,6 +157,14 @@ mod tests {
     fn show_materialized_views_becomes_a_query() {
         assert_eq!(rewrite("show materialized views"), "SELECT name, definition FROM nowdb_catalog.views ORDER BY name");
         assert_eq!(rewrite("SELECT 'show materialized views'"), "SELECT 'show materialized views'");
+    }
+
+    #[test]
+    fn show_sources_and_sinks_become_queries() {
+        assert!(rewrite("SHOW SOURCES").ends_with("FROM nowdb_catalog.sources ORDER BY source, partition"));
+        assert!(rewrite("show sinks;").starts_with("SELECT name, view, topic, messages_sent, state FROM nowdb_catalog.sinks"));
+        assert_eq!(rewrite("SELECT 1 AS show, 2 AS sources"), "SELECT 1 AS show, 2 AS sources");
+        assert_eq!(rewrite("SHOW sinks_setting"), "SHOW sinks_setting");
     }
 
     #[test]

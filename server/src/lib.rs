@@ -1,8 +1,9 @@
 //! # nowdb-server
 //!
 //! The `nowdb` binary's library: configuration, the Postgres wire protocol (pgwire handlers),
-//! sessions with `SET`/`SHOW`, statement dispatch (DDL, DML, COPY, queries), and the single
-//! place where errors become SQLSTATEs ([`error`]).
+//! sessions with `SET`/`SHOW`, statement dispatch (DDL, DML, COPY, queries), Kafka sources and
+//! sinks ([`kafka`], [`sink_sql`]: more ways in and out, like COPY), and the single place where
+//! errors become SQLSTATEs ([`error`]).
 //!
 //! It owns no storage format and no table semantics: those live in the catalog and storage
 //! crates, which it drives.

@@ -101,8 +101,8 @@ pub enum Piece<'a> {
 }
 
 /// Splits `sql` at its top-level semicolons when one of its statements is a model or sink
-/// statement;
-/// `None` when there is none (the common case: the whole text goes to the Postgres parser).
+/// statement; `None` when there is none (the common case: the whole text goes to the Postgres
+/// parser).
 pub fn split(sql: &str) -> Option<Vec<Piece<'_>>> {
     let mut pieces = Vec::new();
     let mut start = 0;

@@ -143,18 +143,24 @@ pub fn drop_sink(engine: &Engine, name: &str) -> NowResult<()> {
 }
 
 /// Before `DROP MATERIALIZED VIEW`: without CASCADE, a view a sink streams is refused
-/// (2BP01); with it, its sinks go too.
-pub fn drop_view_sinks(engine: &Engine, views: &[String], cascade: bool) -> NowResult<()> {
-    for v in views {
-        let sinks = engine.catalog().sinks_of(v)?;
-        if let Some(s) = sinks.first() {
-            if !cascade {
-                return Err(NowError::coded("2BP01", format!("cannot drop materialized view {v} because sink {} depends on it", s.name)));
-            }
-        }
+/// (2BP01); with it, [`forget_dropped`] removes its sinks after the drop.
+pub fn check_view_drop(engine: &Engine, views: &[String], cascade: bool) -> NowResult<()> {
+    if cascade {
+        return Ok(());
     }
     for v in views {
-        for s in engine.catalog().sinks_of(v)? {
+        if let Some(s) = engine.catalog().sinks_of(v)?.first() {
+            return Err(NowError::coded("2BP01", format!("cannot drop materialized view {v} because sink {} depends on it", s.name)));
+        }
+    }
+    Ok(())
+}
+
+/// After a DROP: removes the sinks of views that no longer exist (dropped, or dropped by
+/// CASCADE with a table they read).
+pub fn forget_dropped(engine: &Engine) -> NowResult<()> {
+    for s in engine.catalog().sinks()? {
+        if engine.catalog().table(&s.view).is_none() {
             drop_sink(engine, &s.name)?;
         }
     }

@@ -151,7 +151,7 @@ pub async fn prepare(session: &Session, stmt: Parsed, client_types: &[Option<Typ
     let stmt = match stmt {
         Parsed::Sql(s) => crate::session_sql::resolve(session, *s)?,
         Parsed::Model(m) => return Ok(prepare_model(session, m, client_types)),
-        Parsed::Sink(k) => return Ok(prepare_utility(session, Parsed::Sink(k))),
+        Parsed::Sink(k) => return Ok(prepared_utility(session, Parsed::Sink(k), vec![], vec![])),
     };
     let ctx = session.engine().ctx();
     let generation = session.engine().catalog().generation();
@@ -284,11 +284,7 @@ fn prepare_model(session: &Session, stmt: ModelStatement, client_types: &[Option
     prepared_utility(session, Parsed::Model(stmt), param_types, param_wire_types)
 }
 
-/// A sink statement: no parameters, no result.
-fn prepare_utility(session: &Session, stmt: Parsed) -> Prepared {
-    prepared_utility(session, stmt, vec![], vec![])
-}
-
+/// A utility statement of nowdb's own (model, sink): no result.
 fn prepared_utility(session: &Session, stmt: Parsed, param_types: Vec<Option<DataType>>, param_wire_types: Vec<Type>) -> Prepared {
     let access = Access::of(session, &stmt, &PlanKind::Utility);
     Prepared {
@@ -518,10 +514,11 @@ async fn utility(session: &Session, prepared: &Prepared, params: &ParamValues) -
         Statement::Drop { object_type, if_exists, names, cascade, .. } => {
             if *object_type == ObjectType::MaterializedView {
                 let views = names.iter().map(ddl::table_name).collect::<NowResult<Vec<_>>>()?;
-                crate::sink_sql::drop_view_sinks(engine, &views, *cascade)?;
+                crate::sink_sql::check_view_drop(engine, &views, *cascade)?;
             }
             let tag = ddl::drop(engine.catalog(), engine.views(), object_type, *if_exists, *cascade, names)?;
             crate::roles_sql::forget_dropped(engine)?;
+            crate::sink_sql::forget_dropped(engine)?;
             Ok(Outcome::Command(Tag::new(tag)))
         }
         Statement::StartTransaction { .. } => Ok(Outcome::TxStart(Tag::new("BEGIN"))),

@@ -143,6 +143,7 @@ async fn kafka_source_feeds_views_keeps_dead_letters_and_sinks_upserts() {
     // The source's state per partition: positions at the end, nothing lagging, errors counted.
     wait_for(&c, "SELECT count(*) FROM nowdb_catalog.sources WHERE source = 'events' AND lag = 0", 3, "lag").await;
     let rows = c.query("SELECT partition, owned, next_offset, high_watermark, messages, errors, state FROM nowdb_catalog.sources WHERE source = 'events' ORDER BY partition", &[]).await.unwrap();
+    assert_eq!(c.query("SHOW SOURCES", &[]).await.unwrap().len(), 3);
     assert_eq!(rows.len(), 3);
     let (mut next_sum, mut messages, mut errors) = (0i64, 0i64, 0i64);
     for r in &rows {
@@ -214,8 +215,11 @@ async fn kafka_source_feeds_views_keeps_dead_letters_and_sinks_upserts() {
     let gold = consume_until(&kafka, &gold_out, |s| live(s) == want && s.len() == 3).await;
     assert_eq!(gold.values().filter(|v| v.is_none()).count(), 1, "{gold:?}");
     assert!(gold.keys().all(|k| k.starts_with(r#"{"row":""#)), "{gold:?}");
-    let sinks = c.query("SELECT name, state FROM nowdb_catalog.sinks ORDER BY name", &[]).await.unwrap();
-    assert_eq!(sinks.iter().map(|r| (r.get(0), r.get(1))).collect::<Vec<(String, String)>>(), vec![("gold_out".into(), "running".into()), ("per_user_out".into(), "running".into())]);
+    let sinks = c.query("SHOW SINKS", &[]).await.unwrap();
+    let sinks: Vec<(String, i64, String)> = sinks.iter().map(|r| (r.get(0), r.get(3), r.get(4))).collect();
+    assert_eq!(sinks.len(), 2);
+    assert_eq!((sinks[0].0.as_str(), sinks[1].0.as_str()), ("gold_out", "per_user_out"));
+    assert!(sinks.iter().all(|(_, sent, state)| *sent > 0 && state == "running"), "{sinks:?}");
     let err = c.batch_execute("DROP MATERIALIZED VIEW gold").await.unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("2BP01"), "{err}");
     c.batch_execute("DROP SINK gold_out; DROP MATERIALIZED VIEW gold").await.unwrap();

@@ -42,7 +42,7 @@ pub struct SinkStatus {
     pub def: SinkDef,
     /// Its Kafka options.
     pub options: SinkOptions,
-    /// Messages acknowledged since the server started.
+    /// Messages the brokers acknowledged since the server started.
     pub sent: AtomicU64,
     /// Deliveries that failed (resent).
     pub failed: AtomicU64,
@@ -87,6 +87,9 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_ok() {
+            self.status.sent.fetch_add(1, Ordering::Relaxed);
+        }
         if let Err((e, _)) = result {
             self.failed_now.fetch_add(1, Ordering::Relaxed);
             self.status.failed.fetch_add(1, Ordering::Relaxed);
@@ -196,10 +199,7 @@ fn send(producer: &BaseProducer<SinkContext>, view: &Table, status: &SinkStatus,
                 record = record.payload(&rows[i]);
             }
             match producer.send(record) {
-                Ok(()) => {
-                    status.sent.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
+                Ok(()) => break,
                 Err((e, _)) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
                     producer.poll(Duration::from_millis(100));
                 }
