@@ -193,6 +193,17 @@ impl Catalog {
         self.len() == 0
     }
 
+    /// Every JSON value stored in [`Cf::Catalog`] under keys in `[start, end)` (model and sink
+    /// definitions); `what` names them in a corruption error.
+    pub(crate) fn json_entries<T: serde::de::DeserializeOwned>(&self, start: &[u8], end: &[u8], what: &str) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.store().scan(Cf::Catalog, start, end, &mut |_, v| {
+            out.push(serde_json::from_slice(v).map_err(|e| nowdb_storage::StorageError::Corrupt(format!("{what}: {e}")))?);
+            Ok(nowdb_storage::ScanControl::Continue)
+        })?;
+        Ok(out)
+    }
+
     /// Creates a table. Returns `Ok(false)` when it exists and `if_not_exists` is set.
     pub fn create_table(
         &self,

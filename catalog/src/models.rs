@@ -5,7 +5,7 @@
 //! current version; both are written in one atomic batch, so a replaced model is never seen
 //! half-written. The catalog does not load models: the models crate does, from these bytes.
 
-use nowdb_storage::{Cf, ScanControl, StorageError, WriteSet};
+use nowdb_storage::{Cf, StorageError, WriteSet};
 use serde::{Deserialize, Serialize};
 
 use crate::{Catalog, CatalogError, Result};
@@ -46,12 +46,7 @@ fn corrupt(e: serde_json::Error) -> CatalogError {
 impl Catalog {
     /// Every model definition, by name.
     pub fn models(&self) -> Result<Vec<ModelDef>> {
-        let mut out = Vec::new();
-        self.store().scan(Cf::Catalog, DEF_PREFIX, DEF_PREFIX_END, &mut |_, v| {
-            out.push(serde_json::from_slice(v).map_err(|e| StorageError::Corrupt(format!("model definition: {e}")))?);
-            Ok(ScanControl::Continue)
-        })?;
-        Ok(out)
+        self.json_entries(DEF_PREFIX, DEF_PREFIX_END, "model definition")
     }
 
     /// The definition of model `name`.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use nowdb_storage::{Cf, ScanControl, StorageError, WriteSet};
+use nowdb_storage::{Cf, StorageError, WriteSet};
 use serde::{Deserialize, Serialize};
 
 use crate::{Catalog, CatalogError, Result};
@@ -36,12 +36,7 @@ fn corrupt(e: serde_json::Error) -> CatalogError {
 impl Catalog {
     /// Every sink definition, by name.
     pub fn sinks(&self) -> Result<Vec<SinkDef>> {
-        let mut out = Vec::new();
-        self.store().scan(Cf::Catalog, PREFIX, PREFIX_END, &mut |_, v| {
-            out.push(serde_json::from_slice(v).map_err(|e| StorageError::Corrupt(format!("sink definition: {e}")))?);
-            Ok(ScanControl::Continue)
-        })?;
-        Ok(out)
+        self.json_entries(PREFIX, PREFIX_END, "sink definition")
     }
 
     /// The sinks streaming view `view`.

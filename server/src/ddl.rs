@@ -23,6 +23,15 @@ pub fn ident_name(id: &Ident) -> String {
     }
 }
 
+/// `name [, name ...]` at the parser's position (DROP MODEL, DROP SINK).
+pub fn name_list(p: &mut Parser<'_>) -> NowResult<Vec<String>> {
+    let mut names = vec![table_name(&p.parse_object_name(false)?)?];
+    while p.consume_token(&datafusion::sql::sqlparser::tokenizer::Token::Comma) {
+        names.push(table_name(&p.parse_object_name(false)?)?);
+    }
+    Ok(names)
+}
+
 /// The table name of a possibly schema-qualified object name (`public.t` or `t`).
 pub fn table_name(name: &ObjectName) -> NowResult<String> {
     let parts: Vec<String> = name

@@ -147,10 +147,7 @@ pub fn parse(sql: &str) -> NowResult<ModelStatement> {
         p.expect_keyword(Keyword::DROP)?;
         expect_model(&mut p)?;
         let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-        let mut names = vec![table_name(&p.parse_object_name(false)?)?];
-        while p.consume_token(&Token::Comma) {
-            names.push(table_name(&p.parse_object_name(false)?)?);
-        }
+        let names = crate::ddl::name_list(&mut p)?;
         let cascade = p.parse_keyword(Keyword::CASCADE);
         if !cascade {
             let _ = p.parse_keyword(Keyword::RESTRICT);

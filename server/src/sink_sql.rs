@@ -80,10 +80,7 @@ pub fn parse(sql: &str) -> NowResult<SinkStatement> {
         p.expect_keyword(Keyword::DROP)?;
         expect_sink(&mut p)?;
         let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-        let mut names = vec![table_name(&p.parse_object_name(false)?)?];
-        while p.consume_token(&Token::Comma) {
-            names.push(table_name(&p.parse_object_name(false)?)?);
-        }
+        let names = crate::ddl::name_list(&mut p)?;
         SinkStatement::Drop { names, if_exists }
     };
     let _ = p.consume_token(&Token::SemiColon);
