@@ -83,7 +83,7 @@ impl Connectors {
         let status = source::start(self.catalog.clone(), table, options, self.runtime.clone(), move |n| ingested(n))
             .map_err(|e| NowError::coded("58000", format!("cannot start the Kafka source: {e}")))?;
         let mut sources = self.sources.lock().map_err(|_| poisoned())?;
-        sources.retain(|_, s| self.catalog.table(&s.table).is_some_and(|t| t.def().id == s.table_id));
+        sources.retain(|_, s| self.is_live(s));
         if let Some(old) = sources.insert(table.def().id, status) {
             old.stop();
         }
@@ -109,10 +109,14 @@ impl Connectors {
         Ok(())
     }
 
+    /// Whether `s`'s table still exists (a table re-created under the same name is another).
+    fn is_live(&self, s: &SourceStatus) -> bool {
+        self.catalog.table(&s.table).is_some_and(|t| t.def().id == s.table_id)
+    }
+
     /// The sources of tables that still exist.
     fn sources(&self) -> Vec<Arc<SourceStatus>> {
-        let live = |s: &SourceStatus| self.catalog.table(&s.table).is_some_and(|t| t.def().id == s.table_id);
-        let mut v: Vec<_> = self.sources.lock().map(|s| s.values().filter(|s| live(s)).cloned().collect()).unwrap_or_default();
+        let mut v: Vec<_> = self.sources.lock().map(|s| s.values().filter(|s| self.is_live(s)).cloned().collect()).unwrap_or_default();
         v.sort_by(|a, b| a.table.cmp(&b.table));
         v
     }
