@@ -56,13 +56,18 @@ fn corrupt(what: &str) -> StorageError {
     StorageError::Corrupt(format!("Kafka source {what}"))
 }
 
+/// The `N` bytes of `b` at `at`, or a corruption error naming `what`.
+fn bytes<const N: usize>(b: &[u8], at: usize, what: &str) -> nowdb_storage::Result<[u8; N]> {
+    b.get(at..at + N).and_then(|x| x.try_into().ok()).ok_or_else(|| corrupt(what))
+}
+
 /// The stored positions of `table`'s partitions.
 pub fn load(store: &dyn Store, table: u32) -> nowdb_storage::Result<BTreeMap<i32, Position>> {
     let mut out = BTreeMap::new();
     let start = prefix(table, POSITION);
     let end = prefix(table, POSITION + 1);
     store.scan(Cf::ViewState, &start, &end, &mut |k, v| {
-        let p = k.get(start.len()..start.len() + 4).and_then(|b| b.try_into().ok()).map(i32::from_be_bytes).ok_or_else(|| corrupt("position key"))?;
+        let p = i32::from_be_bytes(bytes(k, start.len(), "position key")?);
         out.insert(p, decode_position(v)?);
         Ok(ScanControl::Continue)
     })?;
@@ -70,8 +75,8 @@ pub fn load(store: &dyn Store, table: u32) -> nowdb_storage::Result<BTreeMap<i32
 }
 
 fn decode_position(v: &[u8]) -> nowdb_storage::Result<Position> {
-    let next = v.get(0..8).and_then(|b| b.try_into().ok()).map(i64::from_be_bytes).ok_or_else(|| corrupt("position"))?;
-    let errors = v.get(8..16).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or_else(|| corrupt("position"))?;
+    let next = i64::from_be_bytes(bytes(v, 0, "position")?);
+    let errors = u64::from_be_bytes(bytes(v, 8, "position")?);
     Ok(Position { next_offset: next, errors })
 }
 
@@ -103,10 +108,10 @@ pub fn dead_letters(store: &dyn Store, table: u32) -> nowdb_storage::Result<Vec<
     let end = prefix(table, DEAD_LETTER + 1);
     store.scan(Cf::ViewState, &start, &end, &mut |k, v| {
         let k = &k[start.len()..];
-        let partition = k.get(0..4).and_then(|b| b.try_into().ok()).map(i32::from_be_bytes).ok_or_else(|| corrupt("dead letter key"))?;
-        let offset = k.get(4..12).and_then(|b| b.try_into().ok()).map(i64::from_be_bytes).ok_or_else(|| corrupt("dead letter key"))?;
-        let received_micros = v.get(0..8).and_then(|b| b.try_into().ok()).map(i64::from_be_bytes).ok_or_else(|| corrupt("dead letter"))?;
-        let len = v.get(8..12).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).ok_or_else(|| corrupt("dead letter"))? as usize;
+        let partition = i32::from_be_bytes(bytes(k, 0, "dead letter key")?);
+        let offset = i64::from_be_bytes(bytes(k, 4, "dead letter key")?);
+        let received_micros = i64::from_be_bytes(bytes(v, 0, "dead letter")?);
+        let len = u32::from_be_bytes(bytes(v, 8, "dead letter")?) as usize;
         let error = v.get(12..12 + len).map(|b| String::from_utf8_lossy(b).into_owned()).ok_or_else(|| corrupt("dead letter"))?;
         let payload = v[12 + len..].to_vec();
         out.push(DeadLetter { partition, offset, received_micros, error, payload });
